@@ -1,0 +1,38 @@
+"""What the gateway knows about one request while it runs; it becomes the request record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import GatewayError, Usage
+from ..providers.base import Deployment
+from .auth import Principal
+
+
+@dataclass(slots=True)
+class RequestContext:
+    id: str
+    ingress: str                      # "openai" | "anthropic"
+    endpoint: str                     # "chat" | "messages" | "embeddings"
+    principal: Principal
+    started: float = field(default_factory=time.perf_counter)
+    ts_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    requested_model: str = ""
+    stream: bool = False
+    deployment: Deployment | None = None
+    upstream_s: float = 0.0           # time spent waiting on the provider
+    first_token_s: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+    error: GatewayError | None = None
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def overhead_ms(self) -> float:
+        """Time the gateway itself added so far: everything but the wait on the provider."""
+        return max(0.0, (self.elapsed_s() - self.upstream_s) * 1000)

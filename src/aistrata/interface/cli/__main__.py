@@ -1,0 +1,5 @@
+"""`python -m aistrata.interface.cli`."""
+
+from . import main
+
+main()

@@ -1,0 +1,117 @@
+"""Cost in USD of one model call, from `genai-prices` (the maintained price table).
+
+Usage semantics line up: genai-prices' `input_tokens` is the *total* input, cache reads and
+cache writes included (its unit tree prices `cache_read_tokens` and `cache_write_tokens` as
+children of `input_tokens` and bills `input - cache_read - cache_write` at the plain input
+rate; its Anthropic extractor sums the three Anthropic fields into `input_tokens`). That is
+our `core.Usage` rule too, so the counts pass through unchanged. Reasoning tokens are billed
+as output and are already inside our `output_tokens`, so they are not passed separately.
+
+A model the table does not know costs None, never a guess. Local runtimes cost 0.
+Configuration can override a deployment's prices with LiteLLM's `model_info` names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import genai_prices
+from genai_prices import Usage as PricesUsage
+from genai_prices.data_snapshot import DataSnapshot, get_snapshot
+from genai_prices.types import ModelInfo, Provider
+
+from aistrata.core import Usage
+
+# Our provider ids that genai-prices spells differently; the rest are the same word.
+PROVIDER_ALIASES = {"gemini": "google", "xai": "x-ai"}
+FREE_PROVIDERS = frozenset({"ollama", "local"})
+OVERRIDE_VERSION = "override"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    cost_usd: float
+    version: str
+
+
+def price(
+    provider: str,
+    model: str,
+    usage: Usage,
+    override: Mapping[str, float] | None = None,
+) -> Price | None:
+    """The cost of `usage` on `provider`'s `model`, or None when no price is known."""
+    if override:
+        return _override_price(usage, override)
+    if provider in FREE_PROVIDERS:
+        return Price(0.0, prices_version())
+    found = _models.lookup(provider, model)
+    if found is None:
+        return None
+    prov, info = found
+    usage_ = PricesUsage(
+        input_tokens=usage.input_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        output_tokens=usage.output_tokens,
+    )
+    try:
+        calc = info.calc_price(usage_, prov)
+    except ValueError:  # inconsistent counts (cache reads above input): no honest price
+        return None
+    return Price(float(calc.total_price), prices_version())
+
+
+def prices_version() -> str:
+    """`genai-prices <package version>`, plus `@<timestamp>` when the data was auto-updated."""
+    version = f"genai-prices {genai_prices.__version__}"
+    snapshot = get_snapshot()
+    if snapshot.from_auto_update:
+        version += f"@{snapshot.timestamp.isoformat(timespec='seconds')}"
+    return version
+
+
+class _ModelIndex:
+    """(provider, model) -> genai-prices entry, misses included: an unknown model would
+    otherwise scan the whole table on every call. Rebuilt when genai-prices swaps in
+    updated price data."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._snapshot: DataSnapshot | None = None
+        self._entries: dict[tuple[str, str], tuple[Provider, ModelInfo] | None] = {}
+
+    def lookup(self, provider: str, model: str) -> tuple[Provider, ModelInfo] | None:
+        snapshot = get_snapshot()
+        if snapshot is not self._snapshot or len(self._entries) > self.MAX_ENTRIES:
+            self._snapshot, self._entries = snapshot, {}
+        key = (provider, model)
+        if key not in self._entries:
+            try:
+                found = snapshot.find_provider_model(
+                    model, None, PROVIDER_ALIASES.get(provider, provider), None
+                )
+            except LookupError:
+                found = None
+            self._entries[key] = found
+        return self._entries[key]
+
+
+_models = _ModelIndex()
+
+
+def _override_price(usage: Usage, override: Mapping[str, float]) -> Price:
+    """LiteLLM-style per-token prices; cached tokens fall back to the input price."""
+    input_rate = override.get("input_cost_per_token", 0.0)
+    read_rate = override.get("cache_read_input_token_cost", input_rate)
+    write_rate = override.get("cache_creation_input_token_cost", input_rate)
+    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+    cost = (
+        max(uncached, 0) * input_rate
+        + usage.cache_read_tokens * read_rate
+        + usage.cache_write_tokens * write_rate
+        + usage.output_tokens * override.get("output_cost_per_token", 0.0)
+    )
+    return Price(cost, OVERRIDE_VERSION)

@@ -1,0 +1,69 @@
+"""From a finished gateway request to a stored, priced request record.
+
+`GatewayRecorder.record` runs on the hot path and only copies fields; pricing happens in
+the recorder's writer thread (`PricedSink`), except for prices set in the config, which
+are plain arithmetic and need the deployment at hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..gateway.context import RequestContext
+from .pricing import price
+from .records import RequestRecord
+from .recorder import Recorder, Sink
+
+PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
+              "cache_creation_input_token_cost")
+
+
+def to_record(ctx: RequestContext) -> RequestRecord:
+    dep = ctx.deployment
+    p = ctx.principal
+    err = ctx.error
+    usage = ctx.usage
+    rec = RequestRecord(
+        id=ctx.id, ts=ctx.ts_ms, endpoint=ctx.endpoint, ingress=ctx.ingress,  # type: ignore[arg-type]
+        key_id=p.key_id, key_alias=p.key_alias, user_id=p.user_id, team_id=p.team_id,
+        requested_model=ctx.requested_model or None,
+        deployment_id=dep.id if dep else None, provider=dep.provider if dep else None,
+        upstream_model=dep.model if dep else None, stream=ctx.stream, status=ctx.status,
+        error_kind=err.kind.value if err else None, error_message=err.message if err else None,
+        latency_ms=round(ctx.elapsed_s() * 1000, 3),
+        ttft_ms=round(ctx.first_token_s * 1000, 3) if ctx.first_token_s is not None else None,
+        overhead_ms=round(ctx.overhead_ms(), 3),
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens, tags=ctx.tags, metadata=ctx.metadata,
+    )
+    if dep is not None and any(k in dep.info for k in PRICE_KEYS):
+        found = price(dep.provider, dep.model, usage, override={k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info})
+        if found is not None:
+            rec.cost_usd, rec.price_version = found.cost_usd, found.version
+    return rec
+
+
+class GatewayRecorder:
+    """The gateway's recorder hook: context -> record -> the batching recorder's queue."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def record(self, ctx: RequestContext) -> None:
+        self.recorder.record(to_record(ctx))
+
+
+class PricedSink:
+    """Prices records that have usage but no cost yet, then writes them."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def insert_many(self, records: list[Any]) -> None:
+        for rec in records:
+            if rec.cost_usd is None and rec.provider and rec.upstream_model and (rec.input_tokens or rec.output_tokens):
+                found = price(rec.provider, rec.upstream_model, rec.usage)
+                if found is not None:
+                    rec.cost_usd, rec.price_version = found.cost_usd, found.version
+        self.sink.insert_many(records)

@@ -1,0 +1,176 @@
+"""Named, ordered, idempotent schema migrations, recorded in `schema_migrations`.
+
+Each migration is SQL written once, with type words both engines spell differently left as
+`{json}`, `{bool}`, `{float}` placeholders, plus optional statements for one engine only
+(a GIN index in PostgreSQL, say). `migrate` applies what is pending, each migration in its
+own transaction that re-checks the record under a lock, so two replicas running it at once
+apply every migration exactly once.
+
+`ensure_schema` is what a server calls at start: it migrates a database nobody has migrated
+yet (first start) and otherwise refuses to start on pending migrations. Changing a schema
+users already have is an explicit act: `aistrata migrate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from aistrata.core import now_ms
+
+from .db import Database
+
+TYPES = {
+    "sqlite": {"json": "TEXT", "bool": "INTEGER", "float": "REAL"},
+    "postgres": {"json": "JSONB", "bool": "BOOLEAN", "float": "DOUBLE PRECISION"},
+}
+
+# Any fixed number: serialises concurrent `migrate` runs on one PostgreSQL database.
+PG_MIGRATION_LOCK = 0x61697374
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database exists but lacks migrations this version of AI Strata needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    sql: tuple[str, ...]
+    sqlite_only: tuple[str, ...] = ()
+    postgres_only: tuple[str, ...] = ()
+
+    def statements(self, engine: str) -> list[str]:
+        extra = self.sqlite_only if engine == "sqlite" else self.postgres_only
+        return [s.format(**TYPES[engine]) for s in self.sql] + list(extra)
+
+
+_REQUEST_INDEXES = tuple(
+    f"CREATE INDEX IF NOT EXISTS requests_{name}_idx ON requests ({cols})"
+    for name, cols in [
+        ("ts", "ts, id"), ("key", "key_id, ts"), ("user", "user_id, ts"), ("team", "team_id, ts"),
+        ("model", "requested_model, ts"), ("status", "status, ts"),
+    ]
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0001_requests",
+        (
+            """CREATE TABLE IF NOT EXISTS requests (
+                id TEXT PRIMARY KEY,
+                ts BIGINT NOT NULL,
+                endpoint TEXT NOT NULL,
+                ingress TEXT NOT NULL,
+                key_id TEXT,
+                key_alias TEXT,
+                user_id TEXT,
+                team_id TEXT,
+                requested_model TEXT,
+                deployment_id TEXT,
+                provider TEXT,
+                upstream_model TEXT,
+                stream {bool} NOT NULL,
+                status INTEGER NOT NULL,
+                error_kind TEXT,
+                error_message TEXT,
+                latency_ms {float},
+                ttft_ms {float},
+                overhead_ms {float},
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cache_read_tokens INTEGER NOT NULL,
+                cache_write_tokens INTEGER NOT NULL,
+                reasoning_tokens INTEGER NOT NULL,
+                cost_usd {float},
+                price_version TEXT,
+                tags {json} NOT NULL,
+                metadata {json} NOT NULL
+            )""",
+            *_REQUEST_INDEXES,
+        ),
+        # Tag filters are containment tests; GIN makes them indexable in PostgreSQL.
+        postgres_only=("CREATE INDEX IF NOT EXISTS requests_tags_idx ON requests USING GIN (tags)",),
+    ),
+    Migration(
+        "0002_api_keys",
+        (
+            """CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL UNIQUE,
+                key_prefix TEXT NOT NULL,
+                alias TEXT,
+                user_id TEXT,
+                team_id TEXT,
+                models {json} NOT NULL,
+                metadata {json} NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT,
+                revoked_at BIGINT,
+                last_used_at BIGINT
+            )""",
+            "CREATE INDEX IF NOT EXISTS api_keys_user_idx ON api_keys (user_id)",
+            "CREATE INDEX IF NOT EXISTS api_keys_team_idx ON api_keys (team_id)",
+        ),
+    ),
+)
+
+_CREATE_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+)
+
+
+@contextmanager
+def _locked(db: Database) -> Iterator[None]:
+    """A transaction that holds the migration lock (SQLite's write lock already is one)."""
+    with db.transaction():
+        if db.engine == "postgres":
+            db.execute("SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK,))
+        yield
+
+
+def applied(db: Database) -> list[str]:
+    """Names of the migrations recorded in this database, oldest first."""
+    with _locked(db):  # concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL
+        db.execute(_CREATE_LEDGER)
+    rows = db.fetchall("SELECT name FROM schema_migrations ORDER BY applied_at, name")
+    return [r["name"] for r in rows]
+
+
+def pending(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    done = set(applied(db))
+    return [m.name for m in migrations if m.name not in done]
+
+
+def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply the pending migrations in order; returns the names applied by this call."""
+    todo = set(pending(db, migrations))
+    ran: list[str] = []
+    for m in migrations:
+        if m.name not in todo:
+            continue
+        with _locked(db):
+            # Another process may have applied it while we waited for the lock.
+            if db.fetchone("SELECT 1 AS done FROM schema_migrations WHERE name = ?", (m.name,)):
+                continue
+            for stmt in m.statements(db.engine):
+                db.execute(stmt)
+            db.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (m.name, now_ms())
+            )
+        ran.append(m.name)
+    return ran
+
+
+def ensure_schema(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Migrate a never-migrated database; refuse a migrated one that is behind."""
+    if not applied(db):
+        return migrate(db, migrations)
+    missing = pending(db, migrations)
+    if missing:
+        raise SchemaOutOfDate(
+            f"the database is missing {len(missing)} migration(s) ({', '.join(missing)}); "
+            "back it up, then run `aistrata migrate` to apply them"
+        )
+    return []

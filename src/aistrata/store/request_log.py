@@ -1,0 +1,135 @@
+"""The request log: one row per client request, written in batches, read newest first.
+
+The store sits below `observe`, so it does not import `RequestRecord`: `insert_many` reads
+the columns as attributes of whatever it is given (a `RequestRecord` has them all), and
+reads return plain dicts (`RequestRecord.from_dict` turns one back). Reads page by keyset on
+(ts, id) with an opaque cursor, so a page costs the same however deep it is.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .db import Database, from_json, to_json
+
+COLUMNS: tuple[str, ...] = (
+    "id", "ts", "endpoint", "ingress", "key_id", "key_alias", "user_id", "team_id",
+    "requested_model", "deployment_id", "provider", "upstream_model", "stream", "status",
+    "error_kind", "error_message", "latency_ms", "ttft_ms", "overhead_ms", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd",
+    "price_version", "tags", "metadata",
+)
+_JSON = frozenset({"tags", "metadata"})
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM requests"
+# ON CONFLICT: a batch replayed after an unclear failure (written, but the ack was lost)
+# must not become two rows.
+_INSERT = (
+    f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+MAX_LIMIT = 1000
+
+
+@dataclass(slots=True)
+class RequestFilters:
+    """Every field is optional; set ones are ANDed. `since` is inclusive, `until` exclusive."""
+
+    since: int | None = None
+    until: int | None = None
+    key_id: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    requested_model: str | None = None
+    provider: str | None = None
+    deployment_id: str | None = None
+    status: int | None = None
+    error_kind: str | None = None
+    tag: str | None = None
+    stream: bool | None = None
+
+
+_EQUALITY = (
+    "key_id", "user_id", "team_id", "requested_model", "provider", "deployment_id", "status",
+    "error_kind", "stream",
+)
+
+
+class RequestLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def insert_many(self, records: Iterable[Any]) -> None:
+        """Write a batch in one statement; a record whose id is already stored is skipped."""
+        self.db.executemany(_INSERT, [self._params(r) for r in records])
+
+    def get(self, id: str) -> dict[str, Any] | None:
+        row = self.db.fetchone(f"{_SELECT} WHERE id = ?", (id,))
+        return None if row is None else self._decode(row)
+
+    def query(
+        self, filters: RequestFilters | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Rows matching `filters`, newest first, and the cursor of the next page (or None)."""
+        f = filters or RequestFilters()
+        where: list[str] = []
+        params: list[Any] = []
+        if f.since is not None:
+            where.append("ts >= ?")
+            params.append(f.since)
+        if f.until is not None:
+            where.append("ts < ?")
+            params.append(f.until)
+        for name in _EQUALITY:
+            value = getattr(f, name)
+            if value is not None:
+                where.append(f"{name} = ?")
+                params.append(value)
+        if f.tag is not None:
+            where.append(self._tag_clause())
+            params.append(f.tag)
+        if cursor is not None:
+            # Row-value comparison: both engines use the (ts, id) index for it.
+            where.append("(ts, id) < (?, ?)")
+            params.extend(_decode_cursor(cursor))
+        limit = max(1, min(limit, MAX_LIMIT))
+        sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        rows = self.db.fetchall(sql, (*params, limit + 1))
+        more = len(rows) > limit
+        rows = [self._decode(r) for r in rows[:limit]]
+        next_cursor = _encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if more else None
+        return rows, next_cursor
+
+    def _tag_clause(self) -> str:
+        if self.db.engine == "postgres":
+            return "tags @> jsonb_build_array(?::text)"
+        return "EXISTS (SELECT 1 FROM json_each(requests.tags) WHERE json_each.value = ?)"
+
+    @staticmethod
+    def _params(rec: Any) -> tuple[Any, ...]:
+        return tuple(
+            to_json(getattr(rec, c)) if c in _JSON else getattr(rec, c) for c in COLUMNS
+        )
+
+    @staticmethod
+    def _decode(row: dict[str, Any]) -> dict[str, Any]:
+        row["tags"] = from_json(row["tags"])
+        row["metadata"] = from_json(row["metadata"])
+        row["stream"] = bool(row["stream"])  # SQLite stores 0/1
+        return row
+
+
+def _encode_cursor(ts: int, id: str) -> str:
+    return base64.urlsafe_b64encode(f"{ts}:{id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ts, _, id = raw.partition(":")
+        return int(ts), id
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"invalid cursor {cursor!r}") from exc

@@ -1,0 +1,59 @@
+"""Pricing against hand-computed figures from the providers' published price sheets."""
+
+from __future__ import annotations
+
+import pytest
+
+from aistrata.core import Usage
+from aistrata.observe import price
+from aistrata.observe.pricing import OVERRIDE_VERSION
+
+M = 1_000_000
+
+
+def test_gpt_4o_with_cached_input() -> None:
+    # $2.50/M input, $1.25/M cached input, $10/M output. Our input includes the cached part.
+    usage = Usage(input_tokens=100_000, output_tokens=20_000, cache_read_tokens=40_000, reasoning_tokens=0)
+    expected = 60_000 * 2.50 / M + 40_000 * 1.25 / M + 20_000 * 10.0 / M
+    p = price("openai", "gpt-4o", usage)
+    assert p is not None
+    assert p.cost_usd == pytest.approx(expected)  # 0.15 + 0.05 + 0.20 = 0.40
+    assert p.version.startswith("genai-prices 0.2.3")
+
+
+def test_claude_cache_read_and_write() -> None:
+    # Claude Sonnet 4.5 (under 200k input): $3/M input, $0.30/M cache read, $3.75/M cache
+    # write (5 minutes), $15/M output.
+    usage = Usage(input_tokens=100_000, output_tokens=10_000, cache_read_tokens=40_000, cache_write_tokens=20_000)
+    expected = 40_000 * 3.0 / M + 40_000 * 0.30 / M + 20_000 * 3.75 / M + 10_000 * 15.0 / M
+    p = price("anthropic", "claude-sonnet-4-5", usage)
+    assert p is not None and p.cost_usd == pytest.approx(expected)  # 0.357
+
+
+def test_reasoning_tokens_are_billed_once_as_output() -> None:
+    # o3-mini: $1.10/M input, $4.40/M output; the 300 reasoning tokens are inside the 500.
+    p = price("openai", "o3-mini", Usage(input_tokens=1000, output_tokens=500, reasoning_tokens=300))
+    assert p is not None and p.cost_usd == pytest.approx(1000 * 1.10 / M + 500 * 4.40 / M)
+
+
+def test_provider_aliases() -> None:
+    assert price("gemini", "gemini-2.5-flash", Usage(1000, 1000)) is not None
+    assert price("xai", "grok-4", Usage(1000, 1000)) is not None
+
+
+def test_unknown_is_none_and_local_is_free() -> None:
+    assert price("openai", "no-such-model", Usage(10, 10)) is None
+    assert price("no-such-provider", "gpt-4o", Usage(10, 10)) is None
+    assert price("openai", "gpt-4o", Usage(input_tokens=10, cache_read_tokens=20)) is None  # inconsistent
+    local = price("ollama", "llama3.2", Usage(10_000, 10_000))
+    assert local is not None and local.cost_usd == 0.0
+
+
+def test_override_uses_litellm_names() -> None:
+    override = {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6, "cache_read_input_token_cost": 5e-7}
+    usage = Usage(input_tokens=1000, output_tokens=100, cache_read_tokens=400, cache_write_tokens=100)
+    # Cache writes have no override price here, so they cost the input price.
+    expected = 500 * 2e-6 + 400 * 5e-7 + 100 * 2e-6 + 100 * 8e-6
+    p = price("my-vllm", "anything", usage, override=override)
+    assert p is not None and p.cost_usd == pytest.approx(expected)
+    assert p.version == OVERRIDE_VERSION

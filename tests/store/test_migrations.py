@@ -1,0 +1,88 @@
+"""Migrations: ordered, recorded, idempotent; automatic only on an empty database."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from aistrata.store import MIGRATIONS, Database, Migration, SchemaOutOfDate, ensure_schema, migrate, pending
+
+NAMES = [m.name for m in MIGRATIONS]
+EXTRA = Migration("9999_extra", ("CREATE TABLE extra (id TEXT PRIMARY KEY, doc {json} NOT NULL)",))
+
+
+def tables(db: Database) -> set[str]:
+    if db.engine == "sqlite":
+        rows = db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = db.fetchall(
+            "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return {r["name"] for r in rows}
+
+
+def test_migrate_applies_in_order_once(database: Database) -> None:
+    assert pending(database) == NAMES
+    assert migrate(database) == NAMES
+    assert {"requests", "api_keys", "schema_migrations"} <= tables(database)
+    assert pending(database) == []
+    assert migrate(database) == []
+    rows = database.fetchall("SELECT name FROM schema_migrations ORDER BY name")
+    assert [r["name"] for r in rows] == NAMES
+
+
+def test_request_indexes_exist(database: Database) -> None:
+    migrate(database)
+    if database.engine == "sqlite":
+        rows = database.fetchall("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'")
+    else:
+        rows = database.fetchall(
+            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'requests' AND schemaname = current_schema()"
+        )
+    names = {r["name"] for r in rows}
+    for idx in ("ts", "key", "user", "team", "model", "status"):
+        assert f"requests_{idx}_idx" in names
+
+
+def test_ensure_schema_migrates_an_empty_database(database: Database) -> None:
+    assert ensure_schema(database) == NAMES
+    assert ensure_schema(database) == []
+
+
+def test_ensure_schema_refuses_pending_migrations(database: Database) -> None:
+    migrate(database)
+    with pytest.raises(SchemaOutOfDate, match="aistrata migrate") as err:
+        ensure_schema(database, [*MIGRATIONS, EXTRA])
+    assert "9999_extra" in str(err.value)
+    assert "extra" not in tables(database)
+    assert migrate(database, [*MIGRATIONS, EXTRA]) == ["9999_extra"]
+    assert ensure_schema(database, [*MIGRATIONS, EXTRA]) == []
+
+
+def test_a_failing_migration_leaves_no_trace(database: Database) -> None:
+    migrate(database)
+    broken = Migration("9998_broken", ("CREATE TABLE half (id TEXT)", "CREATE TABLE nonsense ("))
+    with pytest.raises(Exception):
+        migrate(database, [*MIGRATIONS, broken])
+    assert "half" not in tables(database)
+    assert pending(database, [*MIGRATIONS, broken]) == ["9998_broken"]
+
+
+def test_concurrent_migrate_applies_each_once(database: Database) -> None:
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(migrate(database))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(name for r in results for name in r) == NAMES

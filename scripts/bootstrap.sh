@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/bootstrap.s
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
   case ",$extras," in
-    *,local,*) bash scripts/install-local-models.sh .venv/bin/python ;;
+    *,local,*) PYTHON=.venv/bin/python bash scripts/install-local-models.sh ;;
   esac
   touch "$stamp"
 fi

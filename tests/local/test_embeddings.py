@@ -10,9 +10,9 @@ import pytest
 from aistrata.core import EmbeddingRequest, ErrorKind, GatewayError
 from aistrata.providers.local import LocalDialect
 
-from .conftest import deployment
+from .conftest import deployment, needs_models
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_models]
 
 PAIRS = [
     ("The cat is sleeping on the sofa.", "A cat naps on the couch."),

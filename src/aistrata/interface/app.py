@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from ..gateway.auth import Authenticator
 from ..gateway.config import Settings
+from ..gateway.dispatch import Dispatcher
 from ..gateway.pipeline import Gateway
 from ..gateway.router import Router
 from ..observe.recorder import Recorder
@@ -58,7 +59,7 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     recorder = Recorder(PricedSink(requests), spool_dir=Path(settings.data_dir) / "spool")
     http = HttpClient()
     router = Router(settings, registry)
-    gateway = Gateway(router, registry, http, GatewayRecorder(recorder))
+    gateway = Gateway(Dispatcher(router, registry, http), GatewayRecorder(recorder))
     authn = Authenticator(settings.master_key, keys)
     return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn)
 

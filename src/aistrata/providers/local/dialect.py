@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 from ...core import (
     ChatRequest,
@@ -98,7 +98,7 @@ class LocalDialect:
             pool = self._pools[spec] = ModelPool(spec, catalogue.limits(dep.info, self.limits))
         return pool
 
-    async def _replies(self, req: ChatRequest, dep: Deployment, stream: bool) -> AsyncIterator[dict[str, Any]]:
+    async def _replies(self, req: ChatRequest, dep: Deployment, stream: bool) -> AsyncGenerator[dict[str, Any], None]:
         pool = self.pool(dep, "chat")
         payload = chat_payload(req, stream)
         async with pool.worker() as worker, aclosing(worker.request(payload, dep.timeout)) as replies:

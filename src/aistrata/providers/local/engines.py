@@ -47,9 +47,11 @@ class LlamaEngine:
     def __init__(self, spec: ModelSpec) -> None:
         from llama_cpp import Llama, llama_cpp
 
-        self._eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
-        self._llm = Llama(model_path=spec.path, n_ctx=spec.n_ctx, n_threads=spec.n_threads,
-                          embedding=spec.kind == "embedding", verbose=False)
+        # Any: llama-cpp-python's TypedDict unions for stream chunks do not narrow usefully.
+        self._llm: Any = Llama(model_path=spec.path, n_ctx=spec.n_ctx, n_threads=spec.n_threads,
+                               embedding=spec.kind == "embedding", verbose=False)
+        vocab = self._llm._model.vocab
+        self._is_eog: Callable[[int], bool] = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
         self._prompt_tokens = 0
         self._sampled: list[int] = []
         # Stream chunks carry no usage, so count as llama.cpp does: wrap the instance's token
@@ -63,15 +65,15 @@ class LlamaEngine:
                 self._sampled.append(token)
                 yield token
 
-        self._llm.generate = counting_generate  # type: ignore[method-assign]
+        self._llm.generate = counting_generate  # type: ignore[method-assign,assignment]
 
     def chat(self, req: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {k: req[k] for k in ("max_tokens", "temperature", "top_p", "stop", "seed",
                                                      "response_format") if req.get(k) is not None}
         started = time.time()
-        chunks = self._llm.create_chat_completion(messages=req["messages"], stream=True, **kwargs)
+        chunks: Iterator[dict[str, Any]] = self._llm.create_chat_completion(messages=req["messages"], stream=True, **kwargs)
         text: list[str] = []
-        finish = "stop"
+        finish: str = "stop"
         first_token_at: float | None = None
         for chunk in chunks:
             choice = chunk["choices"][0]
@@ -85,10 +87,10 @@ class LlamaEngine:
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
             if cancelled():
-                chunks.close()  # type: ignore[union-attr]
+                chunks.close()  # type: ignore[attr-defined]
                 break
         # Like llama.cpp's own usage: the end-of-generation token is sampled but not counted.
-        completion = len(self._sampled) - (1 if self._sampled and self._eog(self._sampled[-1]) else 0)
+        completion = len(self._sampled) - (1 if self._sampled and self._is_eog(self._sampled[-1]) else 0)
         return {
             "type": "done", "text": "".join(text), "finish": finish,
             "usage": {"input": self._prompt_tokens, "output": completion},
@@ -96,7 +98,9 @@ class LlamaEngine:
         }
 
     def embed(self, texts: list[str], dimensions: int | None) -> tuple[list[list[float]], int]:
-        vectors = _normalise(np.asarray(self._llm.embed(texts), dtype=np.float32))
+        rows = [np.asarray(v, dtype=np.float32) for v in self._llm.embed(texts)]
+        # A model without a pooling layer (a chat GGUF) gives one vector per token: mean-pool them.
+        vectors = _normalise(np.stack([r.mean(0) if r.ndim == 2 else r for r in rows]))
         tokens = sum(len(self._llm.tokenize(t.encode(), add_bos=False)) for t in texts)
         return _fit_dimensions(vectors, dimensions, truncatable=False).tolist(), tokens
 

@@ -13,7 +13,7 @@ import itertools
 import logging
 import sys
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 import orjson
 
@@ -48,7 +48,7 @@ class WorkerProcess:
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), timeout)
             hello = orjson.loads(line) if line else {"type": "fatal", "message": f"exited with {await proc.wait()}"}
-        except (asyncio.TimeoutError, orjson.JSONDecodeError) as exc:
+        except (TimeoutError, orjson.JSONDecodeError) as exc:
             hello = {"type": "fatal", "message": f"no ready signal ({type(exc).__name__})"}
         if hello.get("type") != "ready":
             if proc.returncode is None:
@@ -84,7 +84,7 @@ class WorkerProcess:
         for q in self._pending.values():
             q.put_nowait({"type": "exit"})
 
-    async def request(self, msg: dict[str, Any], timeout: float) -> AsyncIterator[dict[str, Any]]:
+    async def request(self, msg: dict[str, Any], timeout: float) -> AsyncGenerator[dict[str, Any], None]:
         """Send one request; yield its replies up to and including the final one. Closing the
         iterator early cancels the request in the worker."""
         if not self.alive:
@@ -98,7 +98,7 @@ class WorkerProcess:
             while True:
                 try:
                     reply = await asyncio.wait_for(q.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self.proc.kill()  # a stuck worker holds its slot forever; replace it
                     raise GatewayError(ErrorKind.timeout, f"local model {self.spec.name!r} timed out",
                                        provider="local") from None
@@ -132,7 +132,7 @@ class WorkerProcess:
             self.proc.stdin.close()  # end of input: the worker finishes and exits
             try:
                 await asyncio.wait_for(self.proc.wait(), grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.proc.kill()
         await self._reader
 

@@ -10,6 +10,7 @@ an `ErrorKind`; the ingress dialect renders it in the client's own error shape a
      ├─ kind=context_length        400  prompt longer than the model's window
      ├─ kind=content_policy        400  refused by the provider's safety system
      ├─ kind=rate_limit            429  `retry_after` seconds when known
+     ├─ kind=budget_exceeded       429  a money budget is spent; the message names it
      ├─ kind=upstream_unavailable  503  provider 5xx, overloaded (529), connection refused
      ├─ kind=timeout               504  provider too slow
      └─ kind=internal              500  a bug of ours
@@ -31,6 +32,7 @@ class ErrorKind(str, Enum):
     context_length = "context_length"
     content_policy = "content_policy"
     rate_limit = "rate_limit"
+    budget_exceeded = "budget_exceeded"
     upstream_unavailable = "upstream_unavailable"
     timeout = "timeout"
     internal = "internal"
@@ -45,6 +47,7 @@ STATUS = {
     ErrorKind.context_length: 400,
     ErrorKind.content_policy: 400,
     ErrorKind.rate_limit: 429,
+    ErrorKind.budget_exceeded: 429,
     ErrorKind.upstream_unavailable: 503,
     ErrorKind.timeout: 504,
     ErrorKind.internal: 500,

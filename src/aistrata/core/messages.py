@@ -133,6 +133,8 @@ class ChatRequest:
     include_usage: bool = False
     # Parameters the neutral model has no field for, passed through to dialects that know them.
     extra: dict[str, Any] = field(default_factory=dict)
+    # Instructions for the gateway itself (cache controls, routing overrides); never sent upstream.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def system_text(self) -> str:

@@ -29,6 +29,12 @@ class RequestContext:
     metadata: dict[str, Any] = field(default_factory=dict)
     status: int = 200
     error: GatewayError | None = None
+    # Response headers stages add (rate-limit state, cache status), sent with the answer.
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    cache_hit: bool = False
+    saved_usd: float | None = None
+    attempts: int = 0
+    route: dict[str, Any] = field(default_factory=dict)  # how the deployment was chosen
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started

@@ -40,6 +40,7 @@ class Dispatcher:
     def _choose(self, model: str, ctx: RequestContext) -> tuple[Deployment, Dialect]:
         dep = self.router.pick(model)
         ctx.deployment = dep
+        ctx.attempts += 1
         return dep, self.registry.dialect(dep.dialect)
 
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:

@@ -37,8 +37,23 @@ log = logging.getLogger("aistrata.gateway")
 CLIENT_CLOSED = 499  # nginx's status for a client that went away; only ever recorded
 
 
-def _overhead(ctx: RequestContext) -> tuple[bytes, bytes]:
-    return (b"x-aistrata-overhead-ms", f"{ctx.overhead_ms():.2f}".encode())
+def _headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    return [(b"x-aistrata-overhead-ms", f"{ctx.overhead_ms():.2f}".encode()),
+            (b"x-aistrata-request-id", ctx.id.encode()), *ctx.headers]
+
+
+def _options(headers: dict[str, str], options: dict[str, Any]) -> dict[str, Any]:
+    """Gateway options from `x-aistrata-*` headers, over those from the body."""
+    if "x-aistrata-cache" in headers:
+        for flag in headers["x-aistrata-cache"].split(","):
+            if flag.strip():
+                options.setdefault("cache", {})[flag.strip().lower()] = True
+    for header, key in (("x-aistrata-cache-ttl", "ttl"), ("x-aistrata-cache-namespace", "namespace")):
+        if header in headers:
+            options.setdefault("cache", {})[key] = headers[header]
+    if "x-aistrata-routing-strategy" in headers:
+        options["routing_strategy"] = headers["x-aistrata-routing-strategy"]
+    return options
 
 
 def _tags(headers: dict[str, str], metadata: dict[str, Any] | None) -> list[str]:
@@ -79,7 +94,7 @@ class DataPlane:
                 "model": req.model,
                 "usage": {"prompt_tokens": resp.usage.input_tokens, "total_tokens": resp.usage.input_tokens},
             }
-            await send_json(send, 200, payload, [_overhead(ctx), (b"x-aistrata-request-id", ctx.id.encode())])
+            await send_json(send, 200, payload, _headers(ctx))
             self.gateway.finish(ctx, 200)
         except Exception as exc:  # noqa: BLE001 - every failure answers in the client's dialect
             await self._fail(send, openai_dialect, ctx, exc)
@@ -95,12 +110,13 @@ class DataPlane:
             ctx.requested_model = req.model
             ctx.metadata = req.metadata or {}
             ctx.tags = _tags(headers, req.metadata)
+            _options(headers, req.options)
             if req.stream:
                 await self._stream(receive, send, codec, req, ctx)
                 return
             resp = await self.gateway.chat(req, ctx)
             payload = orjson.dumps(codec.render_chat(resp, req.model))
-            await send_bytes(send, 200, payload, [_overhead(ctx), (b"x-aistrata-request-id", ctx.id.encode())])
+            await send_bytes(send, 200, payload, _headers(ctx))
             self.gateway.finish(ctx, 200)
         except Exception as exc:  # noqa: BLE001
             await self._fail(send, codec, ctx, exc)
@@ -113,7 +129,7 @@ class DataPlane:
         except BaseException:
             await events.aclose()
             raise
-        headers = [*SSE_HEADERS, _overhead(ctx), (b"x-aistrata-request-id", ctx.id.encode())]
+        headers = [*SSE_HEADERS, *_headers(ctx)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": opening, "more_body": True})
         gone = asyncio.ensure_future(receive())  # completes when the client disconnects
@@ -156,7 +172,7 @@ class DataPlane:
         if not isinstance(exc, GatewayError):
             log.exception("request %s failed", ctx.id)
         status, body = codec.render_error(err)
-        headers = [(b"x-aistrata-request-id", ctx.id.encode())]
+        headers = [(b"x-aistrata-request-id", ctx.id.encode()), *ctx.headers]
         if err.retry_after is not None:
             headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
         await send_json(send, status, body, headers)

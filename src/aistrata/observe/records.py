@@ -46,6 +46,10 @@ class RequestRecord:
     price_version: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    cache_hit: bool = False
+    saved_usd: float | None = None  # what a cache hit would have cost
+    attempts: int = 1  # deployments tried (retries and fallbacks included)
+    route: dict[str, Any] | None = None  # how the deployment was chosen (strategy, decisions)
 
     @property
     def usage(self) -> Usage:

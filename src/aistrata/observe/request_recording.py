@@ -36,6 +36,8 @@ def to_record(ctx: RequestContext) -> RequestRecord:
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
         reasoning_tokens=usage.reasoning_tokens, tags=ctx.tags, metadata=ctx.metadata,
+        cache_hit=ctx.cache_hit, saved_usd=ctx.saved_usd, attempts=max(ctx.attempts, 1 if dep else 0),
+        route=ctx.route or None,
     )
     if dep is not None and any(k in dep.info for k in PRICE_KEYS):
         found = price(dep.provider, dep.model, usage, override={k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info})

@@ -114,6 +114,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS api_keys_team_idx ON api_keys (team_id)",
         ),
     ),
+    Migration(
+        "0003_request_routing",
+        (
+            "ALTER TABLE requests ADD COLUMN cache_hit {bool} NOT NULL DEFAULT FALSE",
+            "ALTER TABLE requests ADD COLUMN saved_usd {float}",
+            "ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE requests ADD COLUMN route {json}",
+        ),
+    ),
 )
 
 _CREATE_LEDGER = (

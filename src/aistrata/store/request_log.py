@@ -20,9 +20,9 @@ COLUMNS: tuple[str, ...] = (
     "requested_model", "deployment_id", "provider", "upstream_model", "stream", "status",
     "error_kind", "error_message", "latency_ms", "ttft_ms", "overhead_ms", "input_tokens",
     "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd",
-    "price_version", "tags", "metadata",
+    "price_version", "tags", "metadata", "cache_hit", "saved_usd", "attempts", "route",
 )
-_JSON = frozenset({"tags", "metadata"})
+_JSON = frozenset({"tags", "metadata", "route"})
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM requests"
 # ON CONFLICT: a batch replayed after an unclear failure (written, but the ack was lost)
 # must not become two rows.
@@ -116,9 +116,10 @@ class RequestLog:
 
     @staticmethod
     def _decode(row: dict[str, Any]) -> dict[str, Any]:
-        row["tags"] = from_json(row["tags"])
-        row["metadata"] = from_json(row["metadata"])
+        for name in _JSON:
+            row[name] = from_json(row[name])
         row["stream"] = bool(row["stream"])  # SQLite stores 0/1
+        row["cache_hit"] = bool(row["cache_hit"])
         return row
 
 

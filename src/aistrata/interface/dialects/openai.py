@@ -32,11 +32,13 @@ from ...core import (
 )
 from ...providers.dialects.openai_chat import message_from_wire, tool_call_to_wire, usage_to_wire
 
+# Body fields addressed to the gateway (LiteLLM's names), kept out of the upstream request.
+GATEWAY_OPTIONS = ("cache", "routing_strategy", "fallbacks", "num_retries")
 # Parameters with a neutral field; anything else is passed through to OpenAI-style upstreams.
 KNOWN = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed",
     "n", "user", "metadata", "tools", "tool_choice", "parallel_tool_calls", "response_format", "stream",
-    "stream_options", "store",
+    "stream_options", "store", *GATEWAY_OPTIONS,
 }
 
 
@@ -129,6 +131,7 @@ def parse_chat(body: Any) -> ChatRequest:
         stream=bool(body.get("stream")),
         include_usage=bool(options.get("include_usage")) if isinstance(options, dict) else False,
         extra={k: v for k, v in body.items() if k not in KNOWN},
+        options={k: body[k] for k in GATEWAY_OPTIONS if k in body},
     )
 
 
@@ -214,6 +217,7 @@ ERROR_TYPES = {
     ErrorKind.context_length: ("invalid_request_error", "context_length_exceeded"),
     ErrorKind.content_policy: ("invalid_request_error", "content_policy_violation"),
     ErrorKind.rate_limit: ("rate_limit_error", "rate_limit_exceeded"),
+    ErrorKind.budget_exceeded: ("insufficient_quota", "budget_exceeded"),
     ErrorKind.upstream_unavailable: ("service_unavailable_error", "upstream_unavailable"),
     ErrorKind.timeout: ("timeout_error", "upstream_timeout"),
     ErrorKind.internal: ("server_error", None),

@@ -49,6 +49,9 @@ class Settings:
     groups: dict[str, list[Deployment]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     routing_strategy: str = "simple-shuffle"
+    redis_url: str | None = None
+    # The whole config file: each stage reads its own section (limits, budgets, cache, ...).
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
     env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)  # holds secrets
 
 
@@ -165,6 +168,8 @@ def load_settings(
         else resolve_secret(env.get("AISTRATA_MASTER_KEY"), env, "AISTRATA_MASTER_KEY"),
         database_url=env.get("AISTRATA_DATABASE_URL") or resolve_value(general.get("database_url"), env),
         routing_strategy=str(router_settings.get("routing_strategy") or "simple-shuffle"),
+        redis_url=env.get("AISTRATA_REDIS_URL") or resolve_value(general.get("redis_url"), env),
+        raw=raw,
         env=env,
     )
     for i, entry in enumerate(raw.get("model_list") or ()):

@@ -15,10 +15,13 @@ from typing import Any, AsyncIterator
 from starlette.applications import Starlette
 
 from ..gateway.auth import Authenticator
+from ..gateway.cache import build_cache
 from ..gateway.config import Settings
-from ..gateway.dispatch import Dispatcher
+from ..gateway.limits import build_admissions
 from ..gateway.pipeline import Gateway
 from ..gateway.router import Router
+from ..gateway.routing import build_dispatcher
+from ..gateway.state import build_state
 from ..observe.recorder import Recorder
 from ..observe.request_recording import GatewayRecorder, PricedSink
 from ..providers.http import HttpClient
@@ -27,6 +30,7 @@ from ..store.db import Database
 from ..store.keys import KeyStore
 from ..store.migrations import ensure_schema
 from ..store.request_log import RequestLog
+from . import api
 from .asgi import Receive, Scope, Send
 from .data_plane import DataPlane
 from .management import Management
@@ -48,6 +52,7 @@ class Services:
     router: Router
     gateway: Gateway
     authn: Authenticator
+    state: Any  # shared counters and states (in process or Redis)
 
 
 def build_services(settings: Settings, registry: Registry) -> Services:
@@ -59,9 +64,13 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     recorder = Recorder(PricedSink(requests), spool_dir=Path(settings.data_dir) / "spool")
     http = HttpClient()
     router = Router(settings, registry)
-    gateway = Gateway(Dispatcher(router, registry, http), GatewayRecorder(recorder))
+    state = build_state(settings)
+    gateway = Gateway(
+        build_dispatcher(settings, router, registry, http, state), GatewayRecorder(recorder),
+        admissions=build_admissions(settings, state, db, router), cache=build_cache(settings, state),
+    )
     authn = Authenticator(settings.master_key, keys)
-    return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn)
+    return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn, state)
 
 
 class App:
@@ -81,7 +90,7 @@ class App:
             services.authn, services.keys, services.requests, services.db, services.router,
             services.registry, services.http,
         )
-        self.starlette = Starlette(routes=management.routes(), lifespan=self._lifespan)
+        self.starlette = Starlette(routes=[*management.routes(), *api.routes(services)], lifespan=self._lifespan)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:

@@ -189,3 +189,4 @@ def test_overhead_header(gateway: GatewayServer, upstream: FakeUpstream) -> None
     with client.chat.completions.with_streaming_response.create(
         model="gpt", messages=[{"role": "user", "content": "hi"}], stream=True) as streamed:
         assert float(streamed.headers["x-aistrata-overhead-ms"]) >= 0
+

@@ -25,6 +25,7 @@ from .messages import (
     Usage,
 )
 from .stream import (
+    StreamAccumulator,
     StreamEvent,
     StreamFinish,
     StreamStart,
@@ -37,7 +38,7 @@ from .stream import (
 __all__ = [
     "ChatRequest", "ChatResponse", "Choice", "EmbeddingRequest", "EmbeddingResponse",
     "ErrorKind", "FinishReason", "GatewayError", "ImagePart", "Message", "ModelInfo", "Part",
-    "ResponseFormat", "Role", "StreamEvent", "StreamFinish", "StreamStart", "TextDelta",
+    "ResponseFormat", "Role", "StreamAccumulator", "StreamEvent", "StreamFinish", "StreamStart", "TextDelta",
     "TextPart", "ThinkingDelta", "ThinkingPart", "ToolCallDelta", "ToolCallPart", "ToolChoice",
     "ToolResultPart", "ToolSpec", "Usage", "UsageReport", "bad_request", "kind_for_status",
     "new_id", "now_ms",

@@ -35,6 +35,13 @@ class RequestContext:
     saved_usd: float | None = None
     attempts: int = 0
     route: dict[str, Any] = field(default_factory=dict)  # how the deployment was chosen
+    # Trace context: the client's (W3C `traceparent`, `x-aistrata-trace-id`) or a new one.
+    trace_id: str | None = None
+    parent_span_id: str | None = None
+    session_id: str | None = None
+    # What was asked and answered (neutral types), for traces; streams are reassembled.
+    request: Any = None
+    response: Any = None
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started

@@ -23,6 +23,7 @@ from ..core import (
     EmbeddingResponse,
     ErrorKind,
     GatewayError,
+    StreamAccumulator,
     StreamEvent,
 )
 from .context import RequestContext
@@ -58,6 +59,7 @@ class Gateway:
 
     async def _admit(self, req: Any, ctx: RequestContext) -> list[Settle]:
         ctx.requested_model = req.model
+        ctx.request = req
         ctx.principal.check_model(req.model)
         self.router.resolve(req.model)  # an unknown model fails before anything is reserved
         settles: list[Settle] = []
@@ -84,7 +86,7 @@ class Gateway:
                 if hit is not None:
                     return hit
             resp = await self.dispatcher.chat(req, ctx)
-            ctx.usage = resp.usage
+            ctx.usage, ctx.response = resp.usage, resp
             if self.cache is not None:
                 await self.cache.put(req, ctx, resp)
             return resp
@@ -95,8 +97,11 @@ class Gateway:
         ctx.stream = True
         settles = await self._admit(req, ctx)
         events = self.dispatcher.stream(req, ctx)
+        answer = StreamAccumulator()
+        ctx.response = answer  # reassembled on demand by whoever reads it (traces, caches)
         try:
             async for event in events:
+                answer.add(event)
                 yield event
         finally:
             await events.aclose()  # type: ignore[attr-defined]
@@ -106,7 +111,7 @@ class Gateway:
         settles = await self._admit(req, ctx)
         try:
             resp = await self.dispatcher.embed(req, ctx)
-            ctx.usage = resp.usage
+            ctx.usage, ctx.response = resp.usage, resp
             return resp
         finally:
             await self._settle(settles, ctx)

@@ -42,6 +42,22 @@ def _headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
             (b"x-aistrata-request-id", ctx.id.encode()), *ctx.headers]
 
 
+def _trace(headers: dict[str, str], ctx: RequestContext) -> None:
+    """Join the client's trace: W3C `traceparent`, or our own headers, or body metadata."""
+    parent = headers.get("traceparent", "")
+    parts = parent.split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+        ctx.trace_id, ctx.parent_span_id = parts[1], parts[2]
+    meta = ctx.metadata
+    ctx.trace_id = headers.get("x-aistrata-trace-id") or ctx.trace_id or _str(meta.get("trace_id"))
+    ctx.parent_span_id = headers.get("x-aistrata-parent-span-id") or ctx.parent_span_id
+    ctx.session_id = headers.get("x-aistrata-session-id") or _str(meta.get("session_id"))
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
 def _options(headers: dict[str, str], options: dict[str, Any]) -> dict[str, Any]:
     """Gateway options from `x-aistrata-*` headers, over those from the body."""
     if "x-aistrata-cache" in headers:
@@ -83,6 +99,7 @@ class DataPlane:
         try:
             headers = header_map(scope)
             ctx.principal = await self.authn.authenticate(token_from_headers(headers))
+            _trace(headers, ctx)
             req = parse_embedding(parse_json(await read_body(receive, self.body_limit)))
             resp = await self.gateway.embed(req, ctx)
             payload = {
@@ -110,6 +127,7 @@ class DataPlane:
             ctx.requested_model = req.model
             ctx.metadata = req.metadata or {}
             ctx.tags = _tags(headers, req.metadata)
+            _trace(headers, ctx)
             _options(headers, req.options)
             if req.stream:
                 await self._stream(receive, send, codec, req, ctx)

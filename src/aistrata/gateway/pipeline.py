@@ -8,6 +8,8 @@ The interface layer parses the client's dialect into core types, hands them here
   not, so reservations are always released or settled to the true usage.
 - `ResponseCache` answers a request without calling a provider, and stores answers.
 - the `Dispatcher` picks deployments and calls them (routing and resilience live there).
+- `OutputCheck` stages (output guards) inspect, mask or refuse the answer; on streams they
+  see every event through a per-stream filter that may hold back a little text to mask it.
 
 Every request ends in `finish()`, which hands the context to the recorder without waiting.
 """
@@ -46,16 +48,29 @@ class ResponseCache(Protocol):
     async def put(self, req: ChatRequest, ctx: RequestContext, resp: ChatResponse) -> None: ...
 
 
+class StreamFilter(Protocol):
+    def feed(self, event: StreamEvent) -> list[StreamEvent]: ...
+
+    def end(self) -> list[StreamEvent]: ...
+
+
+class OutputCheck(Protocol):
+    async def check_response(self, req: ChatRequest, ctx: RequestContext, resp: ChatResponse) -> ChatResponse: ...
+
+    def stream_filter(self, req: ChatRequest, ctx: RequestContext) -> StreamFilter | None: ...
+
+
 class Gateway:
     def __init__(
         self, dispatcher: Dispatcher, recorder: Recorder, *, admissions: Sequence[Admission] = (),
-        cache: ResponseCache | None = None,
+        cache: ResponseCache | None = None, output_checks: Sequence[OutputCheck] = (),
     ) -> None:
         self.dispatcher = dispatcher
         self.router = dispatcher.router
         self.recorder = recorder
         self.admissions = list(admissions)
         self.cache = cache
+        self.output_checks = list(output_checks)
 
     async def _admit(self, req: Any, ctx: RequestContext) -> list[Settle]:
         ctx.requested_model = req.model
@@ -87,6 +102,8 @@ class Gateway:
                     return hit
             resp = await self.dispatcher.chat(req, ctx)
             ctx.usage, ctx.response = resp.usage, resp
+            for check in self.output_checks:
+                resp = ctx.response = await check.check_response(req, ctx, resp)
             if self.cache is not None:
                 await self.cache.put(req, ctx, resp)
             return resp
@@ -99,10 +116,15 @@ class Gateway:
         events = self.dispatcher.stream(req, ctx)
         answer = StreamAccumulator()
         ctx.response = answer  # reassembled on demand by whoever reads it (traces, caches)
+        filters = [f for f in (c.stream_filter(req, ctx) for c in self.output_checks) if f is not None]
         try:
             async for event in events:
-                answer.add(event)
-                yield event
+                for out in _through(filters, event) if filters else (event,):
+                    answer.add(out)
+                    yield out
+            for out in _drain(filters):
+                answer.add(out)
+                yield out
         finally:
             await events.aclose()  # type: ignore[attr-defined]
             await self._settle(settles, ctx)
@@ -120,6 +142,24 @@ class Gateway:
         ctx.status = status
         ctx.error = error
         self.recorder.record(ctx)
+
+
+def _through(filters: list[StreamFilter], event: StreamEvent) -> list[StreamEvent]:
+    events = [event]
+    for f in filters:
+        events = [out for e in events for out in f.feed(e)]
+    return events
+
+
+def _drain(filters: list[StreamFilter]) -> list[StreamEvent]:
+    """What the filters held back, passed through the filters after each one."""
+    events: list[StreamEvent] = []
+    for i, f in enumerate(filters):
+        held = f.end()
+        for later in filters[i + 1:]:
+            held = [out for e in held for out in later.feed(e)]
+        events.extend(held)
+    return events
 
 
 def internal_error(exc: BaseException) -> GatewayError:

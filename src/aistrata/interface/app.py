@@ -22,6 +22,7 @@ from ..gateway.pipeline import Gateway
 from ..gateway.router import Router
 from ..gateway.routing import build_dispatcher
 from ..gateway.state import build_state
+from ..guard import build_guards
 from ..observe.recorder import Recorder
 from ..observe.request_recording import GatewayRecorder, PricedSink
 from ..providers.http import HttpClient
@@ -65,9 +66,11 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     http = HttpClient()
     router = Router(settings, registry)
     state = build_state(settings)
+    input_guards, output_guards = build_guards(settings)
     gateway = Gateway(
         build_dispatcher(settings, router, registry, http, state), GatewayRecorder(recorder),
-        admissions=build_admissions(settings, state, db, router), cache=build_cache(settings, state),
+        admissions=[*build_admissions(settings, state, db, router), *input_guards],
+        cache=build_cache(settings, state), output_checks=output_guards,
     )
     authn = Authenticator(settings.master_key, keys)
     return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn, state)

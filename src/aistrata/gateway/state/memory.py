@@ -1,0 +1,240 @@
+"""In-process state for one node (and the fallback when Redis is unreachable).
+
+Every primitive runs under one lock without awaiting inside it, so it is atomic against other
+requests on the event loop and against other threads (CLI, test servers) alike.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import orjson
+
+from .base import (
+    DEFAULT_PREFIX,
+    SUBWINDOWS,
+    BucketResult,
+    ReserveResult,
+    SlotResult,
+    WindowResult,
+    sub_window_ms,
+    ttl_ms,
+)
+
+SWEEP_EVERY = 10_000  # operations between sweeps of expired keys
+
+
+class MemoryState:
+    def __init__(self, prefix: str = DEFAULT_PREFIX, clock: Callable[[], float] = time.time) -> None:
+        self.prefix = prefix
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._data: dict[str, Any] = {}
+        self._expires: dict[str, int] = {}
+        self._ops = 0
+
+    # -- storage -------------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _load(self, key: str, now: int, default: Callable[[], Any]) -> Any:
+        """The live value of `key`, or a fresh default (an expired key is a missing key)."""
+        self._ops += 1
+        if self._ops % SWEEP_EVERY == 0:
+            for k in [k for k, at in self._expires.items() if at <= now]:
+                self._drop(k)
+        k = self.prefix + key
+        if k in self._expires and self._expires[k] <= now:
+            self._drop(k)
+        if k not in self._data:
+            self._data[k] = default()
+        return self._data[k]
+
+    def _expire(self, key: str, at_ms: int | None) -> None:
+        if at_ms is None:
+            self._expires.pop(self.prefix + key, None)
+        else:
+            self._expires[self.prefix + key] = at_ms
+
+    def _drop(self, k: str) -> None:
+        self._data.pop(k, None)
+        self._expires.pop(k, None)
+
+    # -- sliding window ------------------------------------------------------------------------
+
+    async def window_add(self, key: str, amount: int, limit: int, window_s: float) -> WindowResult:
+        step = sub_window_ms(window_s)
+        with self._lock:
+            now = self._now()
+            slots: dict[int, int] = self._load(key, now, dict)
+            cur = now // step
+            for s in [s for s in slots if s <= cur - SUBWINDOWS]:
+                del slots[s]
+            used = sum(slots.values())
+            if used + amount > limit:
+                return WindowResult(False, used, _window_retry(slots, used + amount - limit, amount > limit, step, now), cur)
+            slots[cur] = slots.get(cur, 0) + amount
+            self._expire(key, now + step * (SUBWINDOWS + 1))
+            return WindowResult(True, used + amount, 0.0, cur)
+
+    async def window_adjust(self, key: str, slot: int, delta: int, window_s: float) -> None:
+        step = sub_window_ms(window_s)
+        with self._lock:
+            now = self._now()
+            slots: dict[int, int] = self._load(key, now, dict)
+            if slot > now // step - SUBWINDOWS:
+                slots[slot] = slots.get(slot, 0) + delta
+
+    async def window_used(self, key: str, window_s: float) -> int:
+        step = sub_window_ms(window_s)
+        with self._lock:
+            now = self._now()
+            slots: dict[int, int] = self._load(key, now, dict)
+            return sum(v for s, v in slots.items() if s > now // step - SUBWINDOWS)
+
+    # -- token bucket --------------------------------------------------------------------------
+
+    async def bucket_take(
+        self, key: str, amount: int, capacity: int, per_s: float, force: bool = False
+    ) -> BucketResult:
+        with self._lock:
+            now = self._now()
+            bucket: list[float] = self._load(key, now, lambda: [float(capacity), float(now)])
+            level = min(float(capacity), bucket[0] + max(0.0, now - bucket[1]) * per_s / 1000)
+            bucket[1] = float(now)
+            if force or level >= amount:
+                bucket[0] = min(float(capacity), level - amount)
+                self._expire(key, now + _refill_ms(bucket[0], capacity, per_s))
+                return BucketResult(True, bucket[0], 0.0)
+            bucket[0] = level
+            retry = -1.0 if amount > capacity else math.ceil((amount - level) * 1000 / per_s) / 1000
+            return BucketResult(False, level, retry)
+
+    async def bucket_level(self, key: str, capacity: int, per_s: float) -> float:
+        with self._lock:
+            now = self._now()
+            bucket: list[float] = self._load(key, now, lambda: [float(capacity), float(now)])
+            return min(float(capacity), bucket[0] + max(0.0, now - bucket[1]) * per_s / 1000)
+
+    # -- concurrency slots ---------------------------------------------------------------------
+
+    async def slot_acquire(self, key: str, limit: int, ttl_s: float) -> SlotResult:
+        token = uuid.uuid4().hex
+        with self._lock:
+            now = self._now()
+            held: dict[str, int] = self._load(key, now, dict)
+            for t in [t for t, exp in held.items() if exp <= now]:
+                del held[t]
+            if len(held) >= limit:
+                return SlotResult(False, len(held), token)
+            held[token] = now + ttl_ms(ttl_s)
+            return SlotResult(True, len(held), token)
+
+    async def slot_release(self, key: str, token: str) -> None:
+        with self._lock:
+            held: dict[str, int] = self._load(key, self._now(), dict)
+            held.pop(token, None)
+
+    async def slots_used(self, key: str) -> int:
+        with self._lock:
+            now = self._now()
+            held: dict[str, int] = self._load(key, now, dict)
+            return sum(1 for exp in held.values() if exp > now)
+
+    # -- reservations --------------------------------------------------------------------------
+
+    async def reserve(
+        self, key: str, rid: str, amount: int, cap: int, hold_s: float, ttl_s: float | None = None
+    ) -> ReserveResult:
+        with self._lock:
+            now = self._now()
+            entry = self._load(key, now, _new_reservation)
+            holds: dict[str, tuple[int, int]] = entry["holds"]
+            for r in [r for r, (_, exp) in holds.items() if exp <= now]:
+                del holds[r]
+            reserved = sum(a for a, _ in holds.values())
+            if entry["used"] + reserved + amount > cap:
+                return ReserveResult(False, entry["used"], reserved)
+            holds[rid] = (amount, now + ttl_ms(hold_s))
+            if ttl_s is not None:
+                self._expire(key, now + ttl_ms(ttl_s))
+            return ReserveResult(True, entry["used"], reserved + amount)
+
+    async def settle(self, key: str, rid: str, actual: int, ttl_s: float | None = None) -> int:
+        with self._lock:
+            now = self._now()
+            entry = self._load(key, now, _new_reservation)
+            entry["holds"].pop(rid, None)
+            entry["used"] += actual
+            if ttl_s is not None:
+                self._expire(key, now + ttl_ms(ttl_s))
+            return int(entry["used"])
+
+    async def reservation(self, key: str) -> tuple[int, int]:
+        with self._lock:
+            now = self._now()
+            entry = self._load(key, now, _new_reservation)
+            return int(entry["used"]), sum(a for a, exp in entry["holds"].values() if exp > now)
+
+    # -- plain counters and values -------------------------------------------------------------
+
+    async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int:
+        with self._lock:
+            now = self._now()
+            value = int(self._load(key, now, int)) + amount
+            self._data[self.prefix + key] = value
+            if ttl_s is not None:
+                self._expire(key, now + ttl_ms(ttl_s))
+            return value
+
+    async def get(self, key: str) -> int:
+        with self._lock:
+            value = self._load(key, self._now(), int)
+            return value if isinstance(value, int) else 0
+
+    async def get_json(self, key: str) -> Any:
+        with self._lock:
+            raw = self._load(key, self._now(), bytes)
+            return orjson.loads(raw) if raw else None
+
+    async def set_json(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        # Stored encoded, so a caller mutating its object later cannot change what is stored.
+        raw = orjson.dumps(value)
+        with self._lock:
+            self._data[self.prefix + key] = raw
+            self._expire(key, None if ttl_s is None else self._now() + ttl_ms(ttl_s))
+
+    async def delete(self, key: str) -> None:
+        with self._lock:
+            self._drop(self.prefix + key)
+
+    def health(self) -> dict[str, Any]:
+        return {"backend": "memory", "ok": True}
+
+    async def close(self) -> None:
+        return None
+
+
+def _new_reservation() -> dict[str, Any]:
+    return {"used": 0, "holds": {}}
+
+
+def _refill_ms(level: float, capacity: int, per_s: float) -> int:
+    """How long until a bucket is full again (then its key is as good as missing)."""
+    return math.ceil(max(0.0, capacity - level) * 1000 / per_s) + 1000
+
+
+def _window_retry(slots: dict[int, int], excess: int, never: bool, step: int, now: int) -> float:
+    """Seconds until the oldest sub-windows holding `excess` have slid out."""
+    if never:
+        return -1.0
+    for s in sorted(slots):
+        excess -= slots[s]
+        if excess <= 0:
+            return ((s + SUBWINDOWS) * step - now) / 1000
+    return 0.0

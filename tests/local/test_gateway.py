@@ -72,3 +72,8 @@ def test_unknown_local_model_is_404(client: openai.OpenAI) -> None:
 def test_wrong_kind_is_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="tiny", input=["hi"])
+
+
+def test_models_list_the_embedded_models(client: openai.OpenAI) -> None:
+    ids = {m.id for m in client.models.list()}
+    assert {"local/smollm2-135m-instruct", "local/wordllama", "local/minilm-l6"} <= ids

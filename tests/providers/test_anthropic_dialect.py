@@ -7,6 +7,7 @@ from typing import Any, AsyncIterator
 
 import orjson
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 from aistrata.core import (
@@ -273,10 +274,13 @@ def test_in_stream_error_raises_mapped_error() -> None:
     (529, "overloaded_error", "Overloaded", ErrorKind.upstream_unavailable),
     (529, "", "", ErrorKind.upstream_unavailable),
     (500, "api_error", "oops", ErrorKind.upstream_unavailable),
+    (504, "timeout_error", "slow", ErrorKind.timeout),
+    (402, "billing_error", "credit balance too low", ErrorKind.upstream_unavailable),
     (413, "request_too_large", "too big", ErrorKind.request_too_large),
     (400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum", ErrorKind.context_length),
     (400, "invalid_request_error", "input length and `max_tokens` exceed context limit", ErrorKind.context_length),
     (400, "invalid_request_error", "messages: roles must alternate", ErrorKind.bad_request),
+    (400, "invalid_request_error", "Output blocked by content filtering policy", ErrorKind.content_policy),
 ])
 def test_error_mapping(status: int, etype: str, message: str, kind: ErrorKind) -> None:
     body = {"type": "error", "error": {"type": etype, "message": message}} if etype else None
@@ -293,7 +297,8 @@ def sse(events: list[dict[str, Any]]) -> bytes:
     return b"".join(b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n" for e in events)
 
 
-@pytest.fixture
+# The project default runs async fixtures on a session loop; the server must share the test's loop.
+@pytest_asyncio.fixture(loop_scope="function")
 async def upstream() -> AsyncIterator[tuple[Deployment, list[web.Request], dict[str, Any]]]:
     seen: list[web.Request] = []
     script: dict[str, Any] = {}
@@ -324,7 +329,7 @@ async def upstream() -> AsyncIterator[tuple[Deployment, list[web.Request], dict[
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     dep = Deployment("d1", "g", "anthropic", "anthropic_messages", "claude-x", f"http://127.0.0.1:{port}",
-                     api_key=Secret("sk-test"), info={"max_output_tokens": 999})
+                     api_key=Secret("sk-test"), timeout=10, info={"max_output_tokens": 999})
     yield dep, seen, script
     await runner.cleanup()
 

@@ -85,10 +85,15 @@ class Router:
         return [make_deployment(self.registry, model, 0, {"model": model}, {}, env)]
 
     def discoverable_vendors(self) -> list[str]:
+        """Vendors whose models can be listed: credentials in the environment, or none needed
+        (local servers such as Ollama, LM Studio, llama.cpp, and the embedded models)."""
         env = self.settings.env
         return [
             v.name for v in self.registry.vendors.values()
-            if v.discoverable and ((v.key_env and env.get(v.key_env)) or (v.base_env and env.get(v.base_env)))
+            if v.discoverable and (
+                (v.key_env and env.get(v.key_env)) or (v.base_env and env.get(v.base_env))
+                or (not v.key_env and v.api_base)
+            )
         ]
 
 

@@ -23,8 +23,12 @@ from ..gateway.router import Router
 from ..gateway.routing import build_dispatcher
 from ..gateway.state import build_state
 from ..guard import build_guards
+from ..observe.alerts import Alerts
+from ..observe.evals import Evaluations
+from ..observe.metrics import GatewayMetrics
 from ..observe.recorder import Recorder
 from ..observe.request_recording import GatewayRecorder, PricedSink
+from ..observe.traces import NoRecording, Tracing
 from ..providers.http import HttpClient
 from ..providers.registry import Registry
 from ..store.db import Database
@@ -32,6 +36,7 @@ from ..store.keys import KeyStore
 from ..store.migrations import ensure_schema
 from ..store.request_log import RequestLog
 from . import api
+from .api import traces as traces_api
 from .asgi import Receive, Scope, Send
 from .data_plane import DataPlane
 from .management import Management
@@ -54,6 +59,10 @@ class Services:
     gateway: Gateway
     authn: Authenticator
     state: Any  # shared counters and states (in process or Redis)
+    tracing: Tracing
+    metrics: GatewayMetrics
+    evals: Evaluations
+    alerts: Alerts
 
 
 def build_services(settings: Settings, registry: Registry) -> Services:
@@ -62,18 +71,28 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     ensure_schema(db)
     keys = KeyStore(db)
     requests = RequestLog(db)
-    recorder = Recorder(PricedSink(requests), spool_dir=Path(settings.data_dir) / "spool")
+    observe = settings.raw.get("observe") or {}
+    metrics = GatewayMetrics(int(observe.get("metrics_max_label_values", 50)))
+    recorder = Recorder(metrics.metered(PricedSink(requests)), spool_dir=Path(settings.data_dir) / "spool")
+    metrics.track_recorder(recorder)
+    tracing = Tracing.from_config(settings.raw, db, Path(settings.data_dir))
     http = HttpClient()
     router = Router(settings, registry)
     state = build_state(settings)
     input_guards, output_guards = build_guards(settings)
+    hooks = GatewayRecorder(recorder, [tracing.observer, metrics])
     gateway = Gateway(
-        build_dispatcher(settings, router, registry, http, state), GatewayRecorder(recorder),
+        build_dispatcher(settings, router, registry, http, state),
+        hooks if tracing.settings.enabled else NoRecording(),
         admissions=[*build_admissions(settings, state, db, router), *input_guards],
         cache=build_cache(settings, state), output_checks=output_guards,
     )
     authn = Authenticator(settings.master_key, keys)
-    return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn, state)
+    evals = Evaluations(db, gateway, settings.raw.get("evaluations"))
+    hooks.observers.append(evals.worker)  # after the gateway exists: judges call through it
+    alerts = Alerts(db, lambda: http.session, settings.raw.get("alerts"), observe)
+    return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn, state, tracing,
+                    metrics, evals, alerts)
 
 
 class App:
@@ -93,16 +112,25 @@ class App:
             services.authn, services.keys, services.requests, services.db, services.router,
             services.registry, services.http,
         )
-        self.starlette = Starlette(routes=[*management.routes(), *api.routes(services)], lifespan=self._lifespan)
+        # Traces first: `/api/requests/export` must win over management's `/api/requests/{id}`.
+        routes = [*traces_api.routes(services), *management.routes(), *api.routes(services)]
+        self.starlette = Starlette(routes=routes, lifespan=self._lifespan)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
         s = self.services
         s.recorder.start()
+        s.tracing.start()
+        s.evals.worker.start()
+        s.alerts.start()
         try:
             yield
         finally:
+            await s.alerts.stop()
+            await s.evals.worker.stop()
+            await s.registry.aclose()
             await s.http.close()
+            await s.tracing.stop()
             s.recorder.stop()
             s.db.close()
 

@@ -55,6 +55,24 @@ def error_response(err: GatewayError) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def guard(
+    authn: Authenticator, handler: Callable[[Request, Principal], Awaitable[Response]], admin: bool = False,
+) -> Handler:
+    """An endpoint that authenticates the caller (the master key when `admin`), then runs
+    `handler`; a `GatewayError` becomes an error response."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            principal = await authn.authenticate(token_from_headers(dict(request.headers)))
+            if admin and not principal.is_admin:
+                raise GatewayError(ErrorKind.permission, "this endpoint needs the master key")
+            return await handler(request, principal)
+        except GatewayError as err:
+            return error_response(err)
+
+    return endpoint
+
+
 class Management:
     def __init__(
         self, authn: Authenticator, keys: KeyStore, requests: RequestLog, db: Database, router: Router,
@@ -84,16 +102,7 @@ class Management:
         ]
 
     def _guard(self, handler: Callable[[Request, Principal], Awaitable[Response]], admin: bool = False) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            try:
-                principal = await self.authn.authenticate(token_from_headers(dict(request.headers)))
-                if admin and not principal.is_admin:
-                    raise GatewayError(ErrorKind.permission, "this endpoint needs the master key")
-                return await handler(request, principal)
-            except GatewayError as err:
-                return error_response(err)
-
-        return endpoint
+        return guard(self.authn, handler, admin)
 
     # ---- health ----------------------------------------------------------------------------
 
@@ -125,18 +134,23 @@ class Management:
         at, cached = self._listed
         if time.monotonic() - at < 60:
             return cached
-        found: list[dict[str, Any]] = []
-        for vendor in self.router.discoverable_vendors():
-            try:
-                dep = self.router.resolve(f"{vendor}/_")[0]
-                dialect = self.registry.dialect(dep.dialect)
-                ids = await asyncio.wait_for(dialect.list_models(self.http, dep), timeout=3)
-            except Exception as exc:  # noqa: BLE001 - a provider that is down is simply not listed
-                log.info("provider %s not listed: %s", vendor, type(exc).__name__)
-                continue
-            found.extend({"id": f"{vendor}/{i}", "object": "model", "created": 0, "owned_by": vendor} for i in ids)
+        vendors = self.router.discoverable_vendors()
+        listed = await asyncio.gather(*(self._list_vendor(v) for v in vendors))
+        found = [
+            {"id": f"{vendor}/{i}", "object": "model", "created": 0, "owned_by": vendor}
+            for vendor, ids in zip(vendors, listed) for i in ids
+        ]
         self._listed = (time.monotonic(), found)
         return found
+
+    async def _list_vendor(self, vendor: str) -> list[str]:
+        """A provider's models, or none when it is down (a health check as much as a listing)."""
+        try:
+            dep = self.router.resolve(f"{vendor}/_")[0]
+            return await asyncio.wait_for(self.registry.dialect(dep.dialect).list_models(self.http, dep), timeout=3)
+        except Exception as exc:  # noqa: BLE001 - a provider that is down is simply not listed
+            log.info("provider %s not listed: %s", vendor, type(exc).__name__)
+            return []
 
     # ---- keys ------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import orjson
 
@@ -40,8 +40,9 @@ class _Spool:
 
     SEGMENT_RECORDS = 10_000
 
-    def __init__(self, spool_dir: str | Path | None) -> None:
+    def __init__(self, spool_dir: str | Path | None, decode: Callable[[dict[str, Any]], Any]) -> None:
         self.dir = Path(spool_dir) if spool_dir is not None else None
+        self.decode = decode
         self._memory: deque[list[RequestRecord]] = deque()
         self._segments: list[Path] = []
         self._current_count = 0
@@ -74,7 +75,7 @@ class _Spool:
         records = []
         for line in self._segments[0].read_bytes().splitlines():
             try:
-                records.append(RequestRecord.from_dict(orjson.loads(line)))
+                records.append(self.decode(orjson.loads(line)))
             except (orjson.JSONDecodeError, TypeError):
                 log.warning("skipping a damaged line in %s", self._segments[0])  # torn by a crash
         return records
@@ -115,6 +116,8 @@ class Recorder:
         *,
         spool_dir: str | Path | None = None,
         backoff: tuple[float, float] = (0.1, 10.0),
+        decode: Callable[[dict[str, Any]], Any] = RequestRecord.from_dict,
+        name: str = "request log",
     ) -> None:
         self.sink = sink
         self.max_queue = max_queue
@@ -125,7 +128,8 @@ class Recorder:
         self.spooled = 0
         self.failures = 0
         self._queue: deque[RequestRecord] = deque()
-        self._spool = _Spool(spool_dir)
+        self._spool = _Spool(spool_dir, decode)  # `decode` reads back a spooled record's `to_dict()`
+        self.name = name
         self._backoff_min, self._backoff_max = backoff
         self._backoff = 0.0
         self._retry_at = 0.0
@@ -134,6 +138,11 @@ class Recorder:
         self._busy = False
         self._stopping = False
         self._thread: threading.Thread | None = None
+
+    @property
+    def queued(self) -> int:
+        """Records waiting for the writer thread (a back-pressure gauge)."""
+        return len(self._queue)
 
     def record(self, rec: RequestRecord) -> None:
         """Queue a record; O(1), never blocks. Dropped (and counted) when the queue is full."""
@@ -216,7 +225,7 @@ class Recorder:
             self.failures += 1
             self._backoff = min(max(self._backoff * 2, self._backoff_min), self._backoff_max)
             self._retry_at = time.monotonic() + self._backoff
-            log.warning("request log write failed (%s); retrying in %.1fs", exc, self._backoff)
+            log.warning("%s write failed (%s); retrying in %.1fs", self.name, exc, self._backoff)
             return False
         self.written += len(batch)
         self._backoff = 0.0

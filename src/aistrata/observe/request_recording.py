@@ -7,12 +7,16 @@ are plain arithmetic and need the deployment at hand.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from ..gateway.context import RequestContext
 from .pricing import price
 from .records import RequestRecord
 from .recorder import Recorder, Sink
+
+log = logging.getLogger(__name__)
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
               "cache_creation_input_token_cost")
@@ -46,14 +50,38 @@ def to_record(ctx: RequestContext) -> RequestRecord:
     return rec
 
 
-class GatewayRecorder:
-    """The gateway's recorder hook: context -> record -> the batching recorder's queue."""
+class RecordObserver(Protocol):
+    """Sees every finished request on the request path (metrics, online evaluation): must be
+    O(1) and must not block."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def observe(self, rec: RequestRecord, ctx: RequestContext) -> None: ...
+
+
+class GatewayRecorder:
+    """The gateway's recorder hook: context -> record -> the batching recorder's queue, and
+    the same record to each observer."""
+
+    def __init__(self, recorder: Recorder, observers: Sequence[RecordObserver] = ()) -> None:
         self.recorder = recorder
+        self.observers = list(observers)
 
     def record(self, ctx: RequestContext) -> None:
-        self.recorder.record(to_record(ctx))
+        rec = to_record(ctx)
+        self.recorder.record(rec)
+        for observer in self.observers:
+            try:
+                observer.observe(rec, ctx)
+            except Exception:  # a metrics or evaluation bug must not fail a finished request
+                log.exception("record observer %r failed", observer)
+
+
+def ensure_priced(rec: RequestRecord) -> RequestRecord:
+    """Price a record that has usage but no cost yet (a lookup: never on the request path)."""
+    if rec.cost_usd is None and rec.provider and rec.upstream_model and (rec.input_tokens or rec.output_tokens):
+        found = price(rec.provider, rec.upstream_model, rec.usage)
+        if found is not None:
+            rec.cost_usd, rec.price_version = found.cost_usd, found.version
+    return rec
 
 
 class PricedSink:
@@ -64,8 +92,5 @@ class PricedSink:
 
     def insert_many(self, records: list[Any]) -> None:
         for rec in records:
-            if rec.cost_usd is None and rec.provider and rec.upstream_model and (rec.input_tokens or rec.output_tokens):
-                found = price(rec.provider, rec.upstream_model, rec.usage)
-                if found is not None:
-                    rec.cost_usd, rec.price_version = found.cost_usd, found.version
+            ensure_priced(rec)
         self.sink.insert_many(records)

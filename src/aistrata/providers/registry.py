@@ -53,6 +53,14 @@ class Registry:
         return inst
 
 
+    async def aclose(self) -> None:
+        """Release what dialects hold (worker processes, pools)."""
+        for dialect in self._dialect_instances.values():
+            close = getattr(dialect, "aclose", None)
+            if close is not None:
+                await close()
+
+
 def register_builtins(registry: Registry) -> None:
     from .dialects.anthropic_messages import AnthropicMessages
     from .dialects.gemini import GeminiGenerateContent

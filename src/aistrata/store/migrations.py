@@ -123,6 +123,171 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE requests ADD COLUMN route {json}",
         ),
     ),
+    Migration(
+        "0004_budgets",
+        (
+            """CREATE TABLE IF NOT EXISTS budgets (
+                id TEXT PRIMARY KEY,
+                scope TEXT NOT NULL,
+                subject TEXT,
+                max_usd {float} NOT NULL,
+                soft_usd {float},
+                period TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS budgets_subject_idx ON budgets (scope, subject)",
+        ),
+    ),
+    Migration(
+        "0005_spans",
+        (
+            """CREATE TABLE IF NOT EXISTS spans (
+                trace_id TEXT NOT NULL,
+                span_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                start_us BIGINT NOT NULL,
+                end_us BIGINT NOT NULL,
+                parent_span_id TEXT,
+                kind TEXT NOT NULL,
+                type TEXT NOT NULL,
+                status TEXT NOT NULL,
+                status_message TEXT,
+                error_type TEXT,
+                source TEXT NOT NULL,
+                service_name TEXT,
+                session_id TEXT,
+                user_id TEXT,
+                key_id TEXT,
+                team_id TEXT,
+                tags {json} NOT NULL,
+                metadata {json} NOT NULL,
+                provider_name TEXT,
+                operation_name TEXT,
+                request_model TEXT,
+                response_model TEXT,
+                input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                cache_read_tokens BIGINT NOT NULL,
+                cache_creation_tokens BIGINT NOT NULL,
+                reasoning_tokens BIGINT NOT NULL,
+                cost_usd {float},
+                input TEXT,
+                output TEXT,
+                input_bytes BIGINT NOT NULL,
+                output_bytes BIGINT NOT NULL,
+                request_id TEXT,
+                deployment_id TEXT,
+                cache_hit {bool},
+                attempts INTEGER,
+                overhead_ms {float},
+                is_root {bool} NOT NULL,
+                duration_ms {float} NOT NULL,
+                PRIMARY KEY (trace_id, span_id)
+            )""",
+            *(
+                f"CREATE INDEX IF NOT EXISTS spans_{name}_idx ON spans ({cols})"
+                for name, cols in [
+                    ("start", "start_us, span_id"), ("session", "session_id, start_us"),
+                    ("user", "user_id, start_us"), ("key", "key_id, start_us"), ("team", "team_id, start_us"),
+                    ("model", "request_model, start_us"), ("provider", "provider_name, start_us"),
+                    ("status", "status, start_us"),
+                ]
+            ),
+        ),
+        postgres_only=("CREATE INDEX IF NOT EXISTS spans_tags_idx ON spans USING GIN (tags)",),
+    ),
+    Migration(
+        "0006_evaluation",
+        (
+            """CREATE TABLE IF NOT EXISTS scores (
+                id TEXT PRIMARY KEY,
+                target_type TEXT NOT NULL,
+                target_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                data_type TEXT NOT NULL,
+                value {float},
+                label TEXT,
+                comment TEXT,
+                source TEXT NOT NULL,
+                evaluator TEXT,
+                judge_request_id TEXT,
+                created_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS scores_target_idx ON scores (target_id, created_at)",
+            "CREATE INDEX IF NOT EXISTS scores_name_idx ON scores (name, created_at)",
+            """CREATE TABLE IF NOT EXISTS datasets (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                description TEXT,
+                metadata {json} NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS dataset_items (
+                id TEXT PRIMARY KEY,
+                dataset_id TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+                input {json} NOT NULL,
+                expected_output TEXT,
+                metadata {json} NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS dataset_items_dataset_idx ON dataset_items (dataset_id, created_at)",
+            """CREATE TABLE IF NOT EXISTS eval_runs (
+                id TEXT PRIMARY KEY,
+                dataset_id TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+                models {json} NOT NULL,
+                evaluators {json} NOT NULL,
+                status TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                finished_at BIGINT
+            )""",
+            """CREATE TABLE IF NOT EXISTS eval_run_items (
+                id TEXT PRIMARY KEY,
+                run_id TEXT NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+                item_id TEXT NOT NULL,
+                model TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                output TEXT,
+                error TEXT,
+                latency_ms {float},
+                cost_usd {float},
+                scores {json} NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS eval_run_items_run_idx ON eval_run_items (run_id, created_at)",
+        ),
+    ),
+    Migration(
+        "0007_alerts",
+        (
+            """CREATE TABLE IF NOT EXISTS alert_rules (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                spec {json} NOT NULL,
+                source TEXT NOT NULL,
+                state TEXT NOT NULL,
+                state_since BIGINT NOT NULL,
+                pending_since BIGINT,
+                last_value {float},
+                created_at BIGINT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS alert_deliveries (
+                id TEXT PRIMARY KEY,
+                rule_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                url TEXT NOT NULL,
+                format TEXT NOT NULL,
+                payload {json} NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                attempt_log {json} NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS alert_deliveries_rule_idx ON alert_deliveries (rule_id, created_at)",
+            "CREATE INDEX IF NOT EXISTS alert_deliveries_status_idx ON alert_deliveries (status)",
+        ),
+    ),
 )
 
 _CREATE_LEDGER = (

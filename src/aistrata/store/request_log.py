@@ -73,23 +73,7 @@ class RequestLog:
         self, filters: RequestFilters | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Rows matching `filters`, newest first, and the cursor of the next page (or None)."""
-        f = filters or RequestFilters()
-        where: list[str] = []
-        params: list[Any] = []
-        if f.since is not None:
-            where.append("ts >= ?")
-            params.append(f.since)
-        if f.until is not None:
-            where.append("ts < ?")
-            params.append(f.until)
-        for name in _EQUALITY:
-            value = getattr(f, name)
-            if value is not None:
-                where.append(f"{name} = ?")
-                params.append(value)
-        if f.tag is not None:
-            where.append(self._tag_clause())
-            params.append(f.tag)
+        where, params = self.conditions(filters or RequestFilters())
         if cursor is not None:
             # Row-value comparison: both engines use the (ts, id) index for it.
             where.append("(ts, id) < (?, ?)")
@@ -103,9 +87,29 @@ class RequestLog:
         next_cursor = _encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if more else None
         return rows, next_cursor
 
+    def conditions(self, f: RequestFilters) -> tuple[list[str], list[Any]]:
+        """The WHERE conditions (to be ANDed) and parameters for `f`; shared with the stats queries."""
+        where: list[str] = []
+        params: list[Any] = []
+        if f.since is not None:
+            where.append("requests.ts >= ?")
+            params.append(f.since)
+        if f.until is not None:
+            where.append("requests.ts < ?")
+            params.append(f.until)
+        for name in _EQUALITY:
+            value = getattr(f, name)
+            if value is not None:
+                where.append(f"requests.{name} = ?")
+                params.append(value)
+        if f.tag is not None:
+            where.append(self._tag_clause())
+            params.append(f.tag)
+        return where, params
+
     def _tag_clause(self) -> str:
         if self.db.engine == "postgres":
-            return "tags @> jsonb_build_array(?::text)"
+            return "requests.tags @> jsonb_build_array(?::text)"
         return "EXISTS (SELECT 1 FROM json_each(requests.tags) WHERE json_each.value = ?)"
 
     @staticmethod

@@ -45,6 +45,8 @@ class CacheConfig:
         raw = settings.raw.get("cache")
         if raw is None:
             raw = _from_litellm(settings.raw.get("litellm_settings") or {})
+        elif isinstance(raw, bool):
+            raw = {"enabled": raw}  # `cache: true` turns it on with the defaults
         if not isinstance(raw, dict):
             raise ConfigError("cache must be a mapping, e.g. {enabled: true, ttl: 300}")
         backend = raw.get("backend") or ("redis" if settings.redis_url else "memory")
@@ -56,7 +58,8 @@ class CacheConfig:
         if namespace_by not in ("key", "team", "none"):
             raise ConfigError(f"cache.namespace_by must be key, team or none, not {namespace_by!r}")
         try:
-            ttl, max_entries = float(raw.get("ttl") or 300), int(raw.get("max_entries") or 10_000)
+            ttl = float(300 if raw.get("ttl") is None else raw["ttl"])
+            max_entries = int(10_000 if raw.get("max_entries") is None else raw["max_entries"])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"cache.ttl and cache.max_entries must be numbers: {exc}") from exc
         if ttl <= 0 or max_entries < 1:

@@ -1,7 +1,7 @@
 """Cache entries as compact JSON bytes (orjson), for memory and Redis alike.
 
-An entry is the neutral `ChatResponse` plus what is needed to price a hit: the provider and
-upstream model that originally answered and any price override the deployment had. JSON
+An entry is the neutral `ChatResponse` plus the provider and upstream model that originally
+answered and what that call cost, which is what each hit saves. JSON
 rather than pickle: an entry read back from a shared Redis can never execute code, and a
 format change is a version bump rather than a crash.
 """
@@ -38,15 +38,15 @@ class Entry:
     response: ChatResponse
     provider: str
     model: str
-    stored_at: float                    # wall-clock seconds, for `s-maxage`
-    prices: dict[str, float] | None = None  # the deployment's configured price override
+    stored_at: float                  # wall-clock seconds, for `s-maxage`
+    cost_usd: float | None = None     # None when the model has no known price
 
 
 def encode_entry(entry: Entry) -> bytes:
     # orjson writes slotted dataclasses natively, parts with their `kind` discriminator.
     return orjson.dumps({
         "v": VERSION, "provider": entry.provider, "model": entry.model, "at": entry.stored_at,
-        "prices": entry.prices, "response": entry.response,
+        "cost": entry.cost_usd, "response": entry.response,
     })
 
 
@@ -56,7 +56,7 @@ def decode_entry(data: bytes) -> Entry | None:
         raw = orjson.loads(data)
         if raw.get("v") != VERSION:
             return None
-        return Entry(_response(raw["response"]), raw["provider"], raw["model"], float(raw["at"]), raw.get("prices"))
+        return Entry(_response(raw["response"]), raw["provider"], raw["model"], float(raw["at"]), raw["cost"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
 

@@ -12,11 +12,12 @@ does — a caller who wants a fresh sample says `no-cache`. What is not:
 A hit answers with the stored response, usage included as the client first saw it, but
 records no usage of its own (no provider was called, so limits and budgets are not
 charged); `ctx.saved_usd` holds what the original call cost on the deployment that made it.
+That cost is computed when the answer is stored: a price lookup takes tens of microseconds,
+noise next to the provider call a miss just waited for, but most of a hit's own cost.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,7 +30,6 @@ from .codec import Entry, decode_entry, encode_entry
 from .keys import CacheControls, NamespaceBy, cache_key, namespace_prefix, tenant
 from .memory import Store
 
-log = logging.getLogger("aistrata.cache")
 HEADER = b"x-aistrata-cache"
 HIT, MISS, BYPASS = b"hit", b"miss", b"bypass"
 
@@ -74,8 +74,8 @@ class ExactCache:
             ctx.headers.append((HEADER, MISS))
             return None
         ctx.cache_hit = True
-        found = price(entry.provider, entry.model, entry.response.usage, override=entry.prices)
-        ctx.saved_usd = found.cost_usd if found is not None else None
+        ctx.saved_usd = entry.cost_usd
+        ctx.response = entry.response  # traces show what was answered, as for a call
         self.stats.hits += 1
         self.stats.saved_usd += ctx.saved_usd or 0.0
         ctx.headers.append((HEADER, HIT))
@@ -86,8 +86,9 @@ class ExactCache:
         dep = ctx.deployment
         if controls.no_store or req.n > 1 or dep is None or not _storable(resp):
             return
-        prices = {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info} or None
-        entry = Entry(resp, dep.provider, dep.model, self.wall_clock(), prices)
+        override = {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info}
+        cost = price(dep.provider, dep.model, resp.usage, override=override or None)
+        entry = Entry(resp, dep.provider, dep.model, self.wall_clock(), cost.cost_usd if cost is not None else None)
         await self.store.set(self._key(req, ctx, controls), encode_entry(entry), controls.ttl or self.ttl)
         self.stats.stores += 1
 

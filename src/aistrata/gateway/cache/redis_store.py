@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -39,8 +39,8 @@ class RedisStore:
         self.prefix = prefix
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self.client.get(self.prefix + key)
-        return value
+        # The client is never built with decode_responses, so values stay bytes.
+        return cast("bytes | None", await self.client.get(self.prefix + key))
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         await self.client.set(self.prefix + key, value, px=max(1, round(ttl * 1000)))

@@ -1,5 +1,17 @@
 """Routing strategies and resilience: which deployment serves a request, and what happens when
-it fails."""
+it fails.
+
+    policy       the config: per-group strategy, retries, fallbacks, timeouts; routes; breaker
+    conditions   condition routes (team, user, key, tags, metadata -> another group)
+    complexity   the local prompt classifier behind `complexity-based` groups
+    capability   filtering by context window, tools, vision, JSON schema
+    strategies   round-robin, weighted, least-busy, latency-based, cost-based
+    stats        in-flight counts, latency averages, AIMD adaptive limits
+    breaker      the circuit breaker state machine behind the `BreakerStore` protocol
+    attempts     one request's attempts: retries, backoff, fallback chains
+    dispatcher   the `Dispatcher` that ties them together
+    views        what the management API shows
+"""
 
 from __future__ import annotations
 
@@ -10,7 +22,21 @@ from ...providers.registry import Registry
 from ..config import Settings
 from ..dispatch import Dispatcher
 from ..router import Router
+from .breaker import BreakerStore, BreakerView, InProcessBreakers, Verdict
+from .dispatcher import RoutingDispatcher
+from .policy import RoutingPolicy, load_policy
+
+__all__ = ["BreakerStore", "BreakerView", "InProcessBreakers", "RoutingDispatcher", "RoutingPolicy", "Verdict",
+           "build_dispatcher", "load_policy"]
 
 
 def build_dispatcher(settings: Settings, router: Router, registry: Registry, http: HttpClient, state: Any) -> Dispatcher:
-    return Dispatcher(router, registry, http)
+    """The routing dispatcher for `settings`. Breaker state is in process for now; `state`
+    (the shared backend) will carry it across replicas once it offers a `BreakerStore`."""
+    policy = load_policy(settings)
+    for name, rule in policy.complexity.items():
+        # Other stages (admission checks, budgets, the model list) resolve a complexity group
+        # as its large model: the worst case is the safe estimate.
+        if name not in settings.groups:
+            settings.aliases.setdefault(name, rule.complex)
+    return RoutingDispatcher(router, registry, http, policy)

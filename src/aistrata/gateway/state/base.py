@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 DEFAULT_PREFIX = "aistrata:"
-# A sliding window is kept as this many sub-windows: counts are exact to 1/10 of the window
-# and err on the safe side (the oldest partial sub-window still counts in full).
+# A sliding window is kept in sub-windows of 1/10 of its length. It counts the current one and
+# the 10 before, so it errs on the safe side: an amount leaves between 1 and 1.1 windows later.
 SUBWINDOWS = 10
 
 

@@ -55,6 +55,13 @@ class MemoryState:
             self._data[k] = default()
         return self._data[k]
 
+    def _peek(self, key: str, now: int) -> Any:
+        """The live value of `key` or None, creating nothing (reads leave no garbage)."""
+        k = self.prefix + key
+        if k in self._expires and self._expires[k] <= now:
+            self._drop(k)
+        return self._data.get(k)
+
     def _expire(self, key: str, at_ms: int | None) -> None:
         if at_ms is None:
             self._expires.pop(self.prefix + key, None)
@@ -73,13 +80,13 @@ class MemoryState:
             now = self._now()
             slots: dict[int, int] = self._load(key, now, dict)
             cur = now // step
-            for s in [s for s in slots if s <= cur - SUBWINDOWS]:
+            for s in [s for s in slots if s < cur - SUBWINDOWS]:
                 del slots[s]
             used = sum(slots.values())
             if used + amount > limit:
                 return WindowResult(False, used, _window_retry(slots, used + amount - limit, amount > limit, step, now), cur)
             slots[cur] = slots.get(cur, 0) + amount
-            self._expire(key, now + step * (SUBWINDOWS + 1))
+            self._expire(key, now + step * (SUBWINDOWS + 2))
             return WindowResult(True, used + amount, 0.0, cur)
 
     async def window_adjust(self, key: str, slot: int, delta: int, window_s: float) -> None:
@@ -87,15 +94,15 @@ class MemoryState:
         with self._lock:
             now = self._now()
             slots: dict[int, int] = self._load(key, now, dict)
-            if slot > now // step - SUBWINDOWS:
+            if slot >= now // step - SUBWINDOWS:
                 slots[slot] = slots.get(slot, 0) + delta
 
     async def window_used(self, key: str, window_s: float) -> int:
         step = sub_window_ms(window_s)
         with self._lock:
             now = self._now()
-            slots: dict[int, int] = self._load(key, now, dict)
-            return sum(v for s, v in slots.items() if s > now // step - SUBWINDOWS)
+            slots: dict[int, int] = self._peek(key, now) or {}
+            return sum(v for s, v in slots.items() if s >= now // step - SUBWINDOWS)
 
     # -- token bucket --------------------------------------------------------------------------
 
@@ -118,7 +125,7 @@ class MemoryState:
     async def bucket_level(self, key: str, capacity: int, per_s: float) -> float:
         with self._lock:
             now = self._now()
-            bucket: list[float] = self._load(key, now, lambda: [float(capacity), float(now)])
+            bucket: list[float] = self._peek(key, now) or [float(capacity), float(now)]
             return min(float(capacity), bucket[0] + max(0.0, now - bucket[1]) * per_s / 1000)
 
     # -- concurrency slots ---------------------------------------------------------------------
@@ -137,13 +144,13 @@ class MemoryState:
 
     async def slot_release(self, key: str, token: str) -> None:
         with self._lock:
-            held: dict[str, int] = self._load(key, self._now(), dict)
+            held: dict[str, int] = self._peek(key, self._now()) or {}
             held.pop(token, None)
 
     async def slots_used(self, key: str) -> int:
         with self._lock:
             now = self._now()
-            held: dict[str, int] = self._load(key, now, dict)
+            held: dict[str, int] = self._peek(key, now) or {}
             return sum(1 for exp in held.values() if exp > now)
 
     # -- reservations --------------------------------------------------------------------------
@@ -178,7 +185,7 @@ class MemoryState:
     async def reservation(self, key: str) -> tuple[int, int]:
         with self._lock:
             now = self._now()
-            entry = self._load(key, now, _new_reservation)
+            entry = self._peek(key, now) or _new_reservation()
             return int(entry["used"]), sum(a for a, exp in entry["holds"].values() if exp > now)
 
     # -- plain counters and values -------------------------------------------------------------
@@ -194,13 +201,13 @@ class MemoryState:
 
     async def get(self, key: str) -> int:
         with self._lock:
-            value = self._load(key, self._now(), int)
+            value = self._peek(key, self._now())
             return value if isinstance(value, int) else 0
 
     async def get_json(self, key: str) -> Any:
         with self._lock:
-            raw = self._load(key, self._now(), bytes)
-            return orjson.loads(raw) if raw else None
+            raw = self._peek(key, self._now())
+            return orjson.loads(raw) if isinstance(raw, bytes) else None
 
     async def set_json(self, key: str, value: Any, ttl_s: float | None = None) -> None:
         # Stored encoded, so a caller mutating its object later cannot change what is stored.
@@ -236,5 +243,5 @@ def _window_retry(slots: dict[int, int], excess: int, never: bool, step: int, no
     for s in sorted(slots):
         excess -= slots[s]
         if excess <= 0:
-            return ((s + SUBWINDOWS) * step - now) / 1000
+            return ((s + SUBWINDOWS + 1) * step - now) / 1000
     return 0.0

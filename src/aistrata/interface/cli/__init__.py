@@ -5,8 +5,12 @@ from __future__ import annotations
 import click
 
 from ... import __version__
+from .export import export
 from .keys import keys
+from .limits import budgets
 from .migrate import migrate
+from .retention import retention
+from .routing import routing
 from .serve import serve
 
 
@@ -24,3 +28,7 @@ def version() -> None:
 main.add_command(serve)
 main.add_command(keys)
 main.add_command(migrate)
+main.add_command(budgets)
+main.add_command(export)
+main.add_command(retention)
+main.add_command(routing)

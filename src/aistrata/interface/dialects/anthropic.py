@@ -47,6 +47,7 @@ from ...core import (
     bad_request,
     new_id,
 )
+from .openai import GATEWAY_OPTIONS
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
@@ -59,16 +60,18 @@ ERRORS: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.content_policy: (400, "invalid_request_error"),
     ErrorKind.request_too_large: (413, "request_too_large"),
     ErrorKind.rate_limit: (429, "rate_limit_error"),
+    # Anthropic's own spend-limit answer; 402 also keeps the SDK from retrying a spent budget.
+    ErrorKind.budget_exceeded: (402, "billing_error"),
     # 529 is what Anthropic itself sends with overloaded_error; the SDK retries it.
     ErrorKind.upstream_unavailable: (529, "overloaded_error"),
-    ErrorKind.timeout: (504, "api_error"),
+    ErrorKind.timeout: (504, "timeout_error"),  # Anthropic's documented type for a 504
     ErrorKind.internal: (500, "api_error"),
 }
 
 # Request fields handled by parse_chat; every other top-level field is passed on in `extra`.
 HANDLED = frozenset({
     "model", "max_tokens", "messages", "system", "tools", "tool_choice", "stop_sequences",
-    "metadata", "stream", "temperature", "top_p", "output_config",
+    "metadata", "stream", "temperature", "top_p", "output_config", *GATEWAY_OPTIONS,
 })
 
 
@@ -163,7 +166,8 @@ def _tool_choice(tc: Any) -> tuple[ToolChoice, bool | None]:
         raise bad_request("tool_choice.type must be auto, any, tool or none", "tool_choice")
     if mode == "tool" and not isinstance(tc.get("name"), str):
         raise bad_request("tool_choice.name is required when type is tool", "tool_choice.name")
-    return ToolChoice(mode, tc.get("name")), (False if tc.get("disable_parallel_tool_use") else None)  # type: ignore[arg-type]
+    parallel = False if tc.get("disable_parallel_tool_use") else None
+    return ToolChoice(mode, tc.get("name")), parallel  # type: ignore[arg-type]
 
 
 def parse_chat(body: Any) -> ChatRequest:
@@ -209,6 +213,7 @@ def parse_chat(body: Any) -> ChatRequest:
     req.stream = body.get("stream") is True
     req.include_usage = req.stream  # Anthropic streams always carry usage
     req.extra.update((k, v) for k, v in body.items() if k not in HANDLED)
+    req.options = {k: body[k] for k in GATEWAY_OPTIONS if k in body}
     return req
 
 
@@ -281,6 +286,8 @@ def _event(name: bytes, data: dict[str, Any]) -> bytes:
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 DELTA = b"event: content_block_delta\ndata: "
+TEXT_BLOCK: dict[str, Any] = {"type": "text", "text": ""}
+THINKING_BLOCK: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
 END = b"\n\n"
 
 
@@ -297,57 +304,58 @@ class StreamEncoder:
         self._stop: str | None = None
         self._usage: Usage | None = None
         self._delta_sent = False
+        self._sent_tool = False  # a tool_use block was sent
 
-    def start(self, id: str, created: int = 0) -> bytes:
+    def start(self, event: StreamStart) -> bytes:
         self.started = True
         message = {
-            "id": message_id(id), "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "id": message_id(event.id), "type": "message", "role": "assistant", "model": self.model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0},
         }
         return _event(b"message_start", {"type": "message_start", "message": message})
 
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, TextDelta):
-            head = b"" if self._open == ("text", 0) else self._switch("text", 0, {"type": "text", "text": ""})
-            return head + DELTA + orjson.dumps(
-                {"type": "content_block_delta", "index": self._block, "delta": {"type": "text_delta", "text": event.text}}
-            ) + END
+            head = b"" if self._open == ("text", 0) else self._switch("text", 0, TEXT_BLOCK)
+            return head + self._delta({"type": "text_delta", "text": event.text})
         if isinstance(event, ToolCallDelta):
             head = b""
             if self._open != ("tool", event.call_index):
+                self._sent_tool = True
                 block = {"type": "tool_use", "id": event.id or new_id("toolu_"), "name": event.name or "", "input": {}}
                 head = self._switch("tool", event.call_index, block)
             if not event.arguments:
                 return head
-            return head + DELTA + orjson.dumps({"type": "content_block_delta", "index": self._block,
-                                                "delta": {"type": "input_json_delta", "partial_json": event.arguments}}) + END
+            return head + self._delta({"type": "input_json_delta", "partial_json": event.arguments})
         if isinstance(event, ThinkingDelta):
-            head = b"" if self._open == ("thinking", 0) else self._switch("thinking", 0, {"type": "thinking", "thinking": "", "signature": ""})
-            out = head
+            out = b"" if self._open == ("thinking", 0) else self._switch("thinking", 0, THINKING_BLOCK)
             if event.text:
-                out += DELTA + orjson.dumps({"type": "content_block_delta", "index": self._block,
-                                             "delta": {"type": "thinking_delta", "thinking": event.text}}) + END
+                out += self._delta({"type": "thinking_delta", "thinking": event.text})
             if event.signature:
-                out += DELTA + orjson.dumps({"type": "content_block_delta", "index": self._block,
-                                             "delta": {"type": "signature_delta", "signature": event.signature}}) + END
+                out += self._delta({"type": "signature_delta", "signature": event.signature})
             return out
         if isinstance(event, StreamFinish):
             if self._stop is None:
-                self._stop = "tool_use" if event.finish_reason == "stop" and self._open and self._open[0] == "tool" \
-                    else STOP_REASONS.get(event.finish_reason, "end_turn")
+                # Some providers say "stop" after tool calls; an Anthropic client needs tool_use.
+                tool_stop = self._sent_tool and event.finish_reason == "stop"
+                self._stop = "tool_use" if tool_stop else STOP_REASONS.get(event.finish_reason, "end_turn")
             return self._close()
         if isinstance(event, UsageReport):
             self._usage = event.usage
             return self._message_delta() if self._stop is not None else b""
         if isinstance(event, StreamStart):
-            return b"" if self.started else self.start(event.id, event.created)
+            return b"" if self.started else self.start(event)
         return b""
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        return DELTA + orjson.dumps({"type": "content_block_delta", "index": self._block, "delta": delta}) + END
 
     def _switch(self, kind: str, call: int, block: dict[str, Any]) -> bytes:
         out = self._close()
         self._block += 1
         self._open = (kind, call)
-        out += _event(b"content_block_start", {"type": "content_block_start", "index": self._block, "content_block": block})
+        start = {"type": "content_block_start", "index": self._block, "content_block": block}
+        out += _event(b"content_block_start", start)
         return out + PING if self._block == 0 else out  # Anthropic pings once after the first block opens
 
     def _close(self) -> bytes:

@@ -68,6 +68,9 @@ ERROR_KINDS = {
     "rate_limit_error": ErrorKind.rate_limit,
     "overloaded_error": ErrorKind.upstream_unavailable,
     "api_error": ErrorKind.upstream_unavailable,
+    "timeout_error": ErrorKind.timeout,
+    # Our provider account is out of credit: no fault of the client's, another deployment may serve.
+    "billing_error": ErrorKind.upstream_unavailable,
     "request_too_large": ErrorKind.request_too_large,
     "invalid_request_error": ErrorKind.bad_request,
 }
@@ -132,9 +135,8 @@ def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
         else:
             out.append({"role": role, "content": blocks})
     for turn in out:
-        content = turn["content"]
-        if turn["role"] == "user" and any(b["type"] == "tool_result" for b in content):
-            content.sort(key=lambda b: b["type"] != "tool_result")  # stable: keeps each group's order
+        if turn["role"] == "user":
+            turn["content"].sort(key=lambda b: b["type"] != "tool_result")  # stable: keeps each group's order
     return out
 
 
@@ -225,7 +227,8 @@ def block_to_part(block: dict[str, Any]) -> Any:
     if kind == "text":
         return TextPart(block.get("text") or "")
     if kind == "tool_use":
-        return ToolCallPart(block.get("id") or "", block.get("name") or "", orjson.dumps(block.get("input") or {}).decode())
+        arguments = orjson.dumps(block.get("input") or {}).decode()
+        return ToolCallPart(block.get("id") or "", block.get("name") or "", arguments)
     if kind == "thinking":
         return ThinkingPart(block.get("thinking") or "", block.get("signature"))
     return None
@@ -260,7 +263,9 @@ class StreamDecoder:
 
     def feed(self, event: Any) -> list[StreamEvent]:
         if not isinstance(event, dict):
-            raise GatewayError(ErrorKind.upstream_unavailable, "upstream sent a malformed stream event", provider=self.provider)
+            raise GatewayError(
+                ErrorKind.upstream_unavailable, "upstream sent a malformed stream event", provider=self.provider
+            )
         kind = event.get("type")
         if kind == "content_block_delta":
             return self._delta(event.get("index", 0), event.get("delta") or {})
@@ -335,8 +340,12 @@ def error_from_body(status: int, body: Any, headers: Any, provider: str | None) 
     message = str(err.get("message") or (f"upstream answered HTTP {status}" if status else "upstream stream failed"))
     # HTTP 529 (overloaded) needs no case of its own: kind_for_status maps every 5xx upstream.
     kind = ERROR_KINDS.get(etype) or (kind_for_status(status) if status else ErrorKind.upstream_unavailable)
-    if kind is ErrorKind.bad_request and any(p in message.lower() for p in CONTEXT_PHRASES):
-        kind = ErrorKind.context_length
+    if kind is ErrorKind.bad_request:
+        lowered = message.lower()
+        if any(p in lowered for p in CONTEXT_PHRASES):
+            kind = ErrorKind.context_length
+        elif "content filtering" in lowered:  # "Output blocked by content filtering policy"
+            kind = ErrorKind.content_policy
     return GatewayError(kind, message, retry_after=retry_after_seconds(headers), provider=provider)
 
 
@@ -382,7 +391,9 @@ class AnthropicMessages:
                 yield ev
             if decoder.finished:
                 return
-        raise GatewayError(ErrorKind.upstream_unavailable, "upstream stream was cut before message_stop", provider=dep.provider)
+        raise GatewayError(
+            ErrorKind.upstream_unavailable, "upstream stream was cut before message_stop", provider=dep.provider
+        )
 
     async def embed(self, http: HttpClient, req: EmbeddingRequest, dep: Deployment) -> EmbeddingResponse:
         raise bad_request("anthropic has no embeddings API", "model")
@@ -392,7 +403,8 @@ class AnthropicMessages:
         params = {"limit": "1000"}
         while True:
             resp = await http.send(
-                "GET", self.url(dep, "/models"), headers=self.headers(dep), params=params, timeout=5, provider=dep.provider
+                "GET", self.url(dep, "/models"), headers=self.headers(dep), params=params, timeout=5,
+                provider=dep.provider,
             )
             if resp.status >= 400:
                 resp.release()

@@ -23,4 +23,4 @@ def register(registry: Registry) -> None:
     """Entry point (`aistrata.providers`): the `local` dialect and its vendor row. `api_base` is a
     placeholder; no key is needed, so `local/<name>` resolves without configuration."""
     registry.add_dialect(LocalDialect.name, LocalDialect)
-    registry.add_vendor_row({"name": "local", "dialect": "local", "api_base": "local://", "discoverable": False})
+    registry.add_vendor_row({"name": "local", "dialect": "local", "api_base": "local://"})

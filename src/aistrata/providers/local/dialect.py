@@ -139,7 +139,7 @@ class LocalDialect:
         return EmbeddingResponse(dep.model, reply["vectors"], Usage(input_tokens=reply["tokens"]))
 
     async def list_models(self, http: HttpClient, dep: Deployment) -> list[str]:
-        names = set(catalogue.BUILTIN_KINDS) | {spec.name for spec in self._pools} | {dep.model}
+        names = set(catalogue.BUILTIN_KINDS) | {spec.name for spec in self._pools}
         return sorted(names)
 
     async def aclose(self) -> None:

@@ -1,0 +1,191 @@
+"""The money-budget admission stage.
+
+Before the call the request's WORST-CASE cost (estimated input x input price + max output x
+output price, on the dearest deployment that may serve it) is reserved against every budget
+that applies, each in one atomic check-and-reserve; after the call, success or not, each
+reservation is settled to the true cost. Concurrent requests therefore cannot overspend: the
+sum of what is spent and held never passes the cap. A call whose price is unknown is refused
+unless `budgets_settings.unknown_price: allow`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from ...core import ErrorKind, GatewayError
+from ..context import RequestContext
+from ..router import Router
+from ..state import SharedState
+from .estimate import NANO, Request, actual_usd, to_nano, worst_case_usd
+from .periods import bounds, counter_ttl_s, period_tag
+from .spec import BudgetSpec, Subjects, key_budget
+from .store import BudgetStore
+
+log = logging.getLogger("aistrata.budgets")
+Settle = Callable[[RequestContext], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEvent:
+    kind: str                  # "soft_limit" (crossed, once per period) | "exhausted" (a call refused)
+    budget: str                # e.g. "team:kids monthly"
+    spent_usd: float
+    max_usd: float
+    soft_usd: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    spec: BudgetSpec
+    subject: str
+    key: str
+    ttl_s: float | None
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class BudgetGuard:
+    def __init__(
+        self, configured: list[BudgetSpec], store: BudgetStore | None, state: SharedState, router: Router, *,
+        team_orgs: dict[str, str], unknown_price: str = "deny", default_max_tokens: int = 4096,
+        hold_s: float = 900.0, refresh_s: float = 5.0, clock: Clock = utc_now,
+    ) -> None:
+        self.configured = configured
+        self.store = store
+        self.state = state
+        self.router = router
+        self.team_orgs = team_orgs
+        self.allow_unknown = unknown_price == "allow"
+        self.default_max_tokens = default_max_tokens
+        self.hold_s = hold_s  # longer than any call may run: a hold outliving it is a crashed replica's
+        self.refresh_s = refresh_s
+        self.clock = clock
+        self.events: deque[BudgetEvent] = deque(maxlen=1000)
+        self.counts: Counter[str] = Counter()
+        self.hooks: list[Callable[[BudgetEvent], None]] = []
+        self._stored: list[BudgetSpec] = []
+        self._loaded_at = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
+        if store is not None:
+            self.reload()
+
+    # -- which budgets ---------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the budgets made through the API (blocking: call it in a thread)."""
+        if self.store is not None:
+            self._stored = self.store.list()
+        self._loaded_at = time.monotonic()
+
+    def specs(self) -> list[BudgetSpec]:
+        return self.configured + self._stored
+
+    def _refresh_soon(self) -> None:
+        # Other replicas' API changes arrive within `refresh_s`, read off the request path.
+        if self.store is None or time.monotonic() - self._loaded_at < self.refresh_s:
+            return
+        if self._refreshing is None or self._refreshing.done():
+            self._loaded_at = time.monotonic()
+            self._refreshing = asyncio.ensure_future(asyncio.to_thread(self.reload))
+
+    def applicable(self, subjects: Subjects, key_meta: dict[str, Any]) -> list[tuple[BudgetSpec, str]]:
+        specs = self.specs()
+        own = key_budget(subjects.key, key_meta) if subjects.key and key_meta else None
+        if own is not None:
+            specs = [*specs, own]
+        return [(spec, subject) for spec in specs if (subject := spec.subject(subjects)) is not None]
+
+    def counter(self, spec: BudgetSpec, subject: str, now: datetime) -> tuple[str, float | None]:
+        start, end = bounds(spec.period, now)
+        ident = spec.budget_id or spec.origin
+        return (f"budget:{ident}:{spec.scope}:{subject}:{spec.period}:{period_tag(start)}",
+                counter_ttl_s(end, now))
+
+    # -- admission ---------------------------------------------------------------------------
+
+    async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
+        self._refresh_soon()
+        subjects = Subjects.of(ctx.principal, req.model, self.team_orgs)
+        found = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
+        if not found:
+            return None
+        worst = worst_case_usd(req, self.router.resolve(req.model), self.default_max_tokens)
+        if worst is None:
+            if not self.allow_unknown:
+                spec, subject = found[0]
+                raise GatewayError(
+                    ErrorKind.budget_exceeded,
+                    f"budget '{spec.label(subject)}' cannot be checked: the price of model '{req.model}' is "
+                    "unknown (set budgets_settings.unknown_price: allow to admit such calls)")
+            worst = 0.0
+        amount = to_nano(worst, up=True)
+        now = self.clock()
+        held: list[Held] = []
+        for spec, subject in found:
+            key, ttl = self.counter(spec, subject, now)
+            res = await self.state.reserve(key, ctx.id, amount, to_nano(spec.max_usd), self.hold_s, ttl)
+            if not res.allowed:
+                for h in held:
+                    await self.state.settle(h.key, ctx.id, 0, h.ttl_s)
+                self._emit("exhausted", spec, subject, res.used)
+                raise GatewayError(ErrorKind.budget_exceeded, refusal(spec, subject, res.used, res.reserved, worst))
+            held.append(Held(spec, subject, key, ttl))
+
+        async def settle(ctx: RequestContext) -> None:
+            cost = actual_usd(ctx)
+            if cost is None:  # only reachable with unknown_price: allow
+                log.warning("request %s: price of %s unknown, counted as $0", ctx.id, ctx.requested_model)
+                cost = 0.0
+            n = to_nano(cost)
+            for h in held:
+                used = await self.state.settle(h.key, ctx.id, n, h.ttl_s)
+                soft = h.spec.soft_usd
+                if soft is not None and used - n < to_nano(soft) <= used:  # crossed by exactly this call
+                    self._emit("soft_limit", h.spec, h.subject, used)
+
+        return settle
+
+    def _emit(self, kind: str, spec: BudgetSpec, subject: str, used: int) -> None:
+        event = BudgetEvent(kind, spec.label(subject), used / NANO, spec.max_usd, spec.soft_usd, self.clock())
+        self.events.append(event)
+        self.counts[kind] += 1
+        if kind == "soft_limit":
+            log.warning("budget '%s' passed its soft limit: $%.2f of $%.2f", event.budget, event.spent_usd, spec.max_usd)
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception:  # noqa: BLE001 - an alerting hook must never fail a request
+                log.exception("budget event hook failed")
+
+    async def usage(self, subjects: Subjects, scope: str) -> list[dict[str, Any]]:
+        """Spend and holds of each budget of `scope` that applies to `subjects`."""
+        now = self.clock()
+        out = []
+        for spec, subject in self.applicable(subjects, {}):
+            if spec.scope != scope:
+                continue
+            key, _ = self.counter(spec, subject, now)
+            used, reserved = await self.state.reservation(key)
+            start, end = bounds(spec.period, now)
+            out.append({**spec.as_json(), "subject": subject, "spent_usd": used / NANO, "reserved_usd": reserved / NANO,
+                        "period_start": start.isoformat() if start else None,
+                        "period_end": end.isoformat() if end else None})
+        return out
+
+
+def refusal(spec: BudgetSpec, subject: str, used: int, reserved: int, worst: float) -> str:
+    name = spec.label(subject)
+    if used >= to_nano(spec.max_usd):
+        return f"budget '{name}' is spent: ${used / NANO:.2f} of ${spec.max_usd:.2f}"
+    return (f"budget '{name}' cannot cover this call: ${used / NANO:.2f} spent and ${reserved / NANO:.2f} held by "
+            f"calls in flight, of ${spec.max_usd:.2f}; this call may cost up to ${worst:.4f}")

@@ -1,0 +1,72 @@
+"""Pre-call estimates: input tokens, the most output a call may produce, and the worst case
+it may cost; and, after the call, what it truly cost."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from ...core import ChatRequest, EmbeddingRequest, Usage
+from ...observe.pricing import price
+from ...observe.request_recording import PRICE_KEYS
+from ...providers.base import Deployment
+from ...providers.tokens import count_tokens
+from ..context import RequestContext
+
+Request = ChatRequest | EmbeddingRequest
+# ~4 characters a token is a guess for non-OpenAI models; pad it so a worst case stays one.
+INEXACT_MARGIN = 1.25
+NANO = 1_000_000_000  # state counters hold money as integer nano-dollars (exact in Lua)
+
+
+def input_tokens(req: Request, model: str) -> int:
+    if isinstance(req, EmbeddingRequest):
+        counts = [count_tokens(model, text) for text in req.inputs]
+        n, exact = sum(c.count for c in counts), all(c.exact for c in counts)
+    else:
+        c = count_tokens(model, req.messages)
+        n, exact = c.count, c.exact
+    return n if exact else math.ceil(n * INEXACT_MARGIN)
+
+
+def max_output_tokens(req: Request, dep: Deployment | None, default: int) -> int:
+    if isinstance(req, EmbeddingRequest):
+        return 0
+    if req.max_tokens is not None:
+        return req.max_tokens * max(req.n, 1)
+    cap = dep.info.get("max_output_tokens") if dep else None
+    return int(cap) * max(req.n, 1) if cap else default * max(req.n, 1)
+
+
+def price_override(dep: Deployment) -> Mapping[str, float] | None:
+    found = {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info}
+    return found or None
+
+
+def worst_case_usd(req: Request, candidates: list[Deployment], default_max_tokens: int) -> float | None:
+    """The most this request can cost on any deployment that may serve it; None when a
+    candidate's price is unknown (so the worst case is too)."""
+    worst = 0.0
+    counted: dict[str, int] = {}
+    for dep in candidates:
+        if dep.model not in counted:
+            counted[dep.model] = input_tokens(req, dep.model)
+        usage = Usage(input_tokens=counted[dep.model], output_tokens=max_output_tokens(req, dep, default_max_tokens))
+        found = price(dep.provider, dep.model, usage, price_override(dep))
+        if found is None:
+            return None
+        worst = max(worst, found.cost_usd)
+    return worst
+
+
+def actual_usd(ctx: RequestContext) -> float | None:
+    """What the call cost on the deployment that answered; 0 when none did."""
+    dep = ctx.deployment
+    if dep is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
+        return 0.0
+    found = price(dep.provider, dep.model, ctx.usage, price_override(dep))
+    return None if found is None else found.cost_usd
+
+
+def to_nano(usd: float, up: bool = False) -> int:
+    return math.ceil(usd * NANO - 1e-6) if up else round(usd * NANO)

@@ -1,0 +1,167 @@
+"""The rate-limit admission stage: requests, input/output/total tokens per minute and
+concurrent requests, per key, user, team, org, model and key x model.
+
+Each (rule, dimension) is one atomic add-if-under-limit on the shared state. Input tokens are
+counted before the call and output tokens reserved at `max_tokens`; the settle callback
+corrects both to the true usage (a failed call gives its tokens back). When a later rule
+refuses, what earlier rules took is given back, so a refused request costs nobody anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from ...core import ErrorKind, GatewayError
+from ..context import RequestContext
+from ..router import Router
+from ..state import SharedState
+from .estimate import Request, input_tokens, max_output_tokens
+from .headers import RateReport
+from .spec import TOKEN_DIMENSIONS, LimitRule, Subjects, key_limits
+
+WINDOW_S = 60.0
+Settle = Callable[[RequestContext], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Taken:
+    rule: LimitRule
+    dimension: str
+    key: str
+    amount: int
+    slot: int = 0          # sliding-window sub-window, for corrections
+    token: str = ""        # concurrency slot
+
+
+class RateLimiter:
+    def __init__(self, rules: list[LimitRule], state: SharedState, router: Router, *,
+                 team_orgs: dict[str, str], default_max_tokens: int = 4096, slot_ttl_s: float = 600.0) -> None:
+        self.rules = rules
+        self.state = state
+        self.router = router
+        self.team_orgs = team_orgs
+        self.default_max_tokens = default_max_tokens
+        self.slot_ttl_s = slot_ttl_s
+
+    def applicable(self, subjects: Subjects, metadata: dict[str, Any]) -> list[tuple[LimitRule, str]]:
+        rules = self.rules + key_limits(metadata) if metadata else self.rules
+        found = []
+        for rule in rules:
+            subject = rule.subject(subjects)
+            if subject is not None:
+                found.append((rule, subject))
+        return found
+
+    async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
+        subjects = Subjects.of(ctx.principal, req.model, self.team_orgs)
+        rules = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
+        if not rules:
+            return None
+        amounts = self._amounts(req, rules)
+        taken: list[Taken] = []
+        report = RateReport()
+        try:
+            for rule, subject in rules:
+                for dimension, cap in rule.caps.items():
+                    taken.append(await self._take(rule, subject, dimension, cap, amounts[dimension], report))
+                if rule.concurrent is not None:
+                    taken.append(await self._acquire(rule, subject, report))
+        except GatewayError:
+            await self._give_back(taken, {d: 0 for d in amounts}, amounts)
+            ctx.headers.extend(report.headers())
+            raise
+        ctx.headers.extend(report.headers())
+
+        async def settle(ctx: RequestContext) -> None:
+            u = ctx.usage
+            actual = {"requests": 1, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                      "tokens": u.input_tokens + u.output_tokens}
+            await self._give_back(taken, actual, amounts)
+
+        return settle
+
+    def _amounts(self, req: Request, rules: list[tuple[LimitRule, str]]) -> dict[str, int]:
+        amounts = {"requests": 1, "input_tokens": 0, "output_tokens": 0, "tokens": 0}
+        if any(d in TOKEN_DIMENSIONS for rule, _ in rules for d in rule.caps):
+            dep = self.router.resolve(req.model)[0]
+            amounts["input_tokens"] = input_tokens(req, dep.model)
+            amounts["output_tokens"] = max_output_tokens(req, dep, self.default_max_tokens)
+            amounts["tokens"] = amounts["input_tokens"] + amounts["output_tokens"]
+        return amounts
+
+    async def _take(self, rule: LimitRule, subject: str, dimension: str, cap: int, amount: int,
+                    report: RateReport) -> Taken:
+        key = counter_key(rule, subject, dimension)
+        if rule.algorithm == "token_bucket":
+            b = await self.state.bucket_take(key, amount, cap, cap / WINDOW_S)
+            allowed, remaining, retry = b.allowed, int(b.level), b.retry_after
+            reset = (cap - b.level) * WINDOW_S / cap
+            slot = 0
+        else:
+            w = await self.state.window_add(key, amount, cap, WINDOW_S)
+            allowed, remaining, retry, slot = w.allowed, cap - w.used, w.retry_after, w.slot
+            reset = retry if not allowed and retry >= 0 else WINDOW_S
+        report.note(dimension, cap, remaining if allowed else 0, reset)
+        if not allowed:
+            detail = (f"this request needs {amount}, more than the limit allows at once" if retry < 0
+                      else f"retry in {retry:.1f}s")
+            raise GatewayError(ErrorKind.rate_limit,
+                               f"rate limit '{label(rule, subject)} {dimension} per minute' reached: "
+                               f"limit {cap} ({detail})", retry_after=WINDOW_S if retry < 0 else retry)
+        return Taken(rule, dimension, key, amount, slot=slot)
+
+    async def _acquire(self, rule: LimitRule, subject: str, report: RateReport) -> Taken:
+        assert rule.concurrent is not None
+        key = counter_key(rule, subject, "concurrent")
+        s = await self.state.slot_acquire(key, rule.concurrent, self.slot_ttl_s)
+        if not s.allowed:
+            raise GatewayError(ErrorKind.rate_limit,
+                               f"rate limit '{label(rule, subject)} concurrent' reached: "
+                               f"{rule.concurrent} requests in flight", retry_after=1.0)
+        return Taken(rule, "concurrent", key, 1, token=s.token)
+
+    async def _give_back(self, taken: list[Taken], actual: dict[str, int], reserved: dict[str, int]) -> None:
+        """Release slots and correct each counter from what was taken to what was used."""
+        for t in reversed(taken):
+            if t.dimension == "concurrent":
+                await self.state.slot_release(t.key, t.token)
+                continue
+            delta = actual[t.dimension] - reserved[t.dimension]
+            if delta == 0:
+                continue
+            if t.rule.algorithm == "token_bucket":
+                cap = t.rule.caps[t.dimension]
+                await self.state.bucket_take(t.key, delta, cap, cap / WINDOW_S, force=True)
+            else:
+                await self.state.window_adjust(t.key, t.slot, delta, WINDOW_S)
+
+    async def usage(self, subjects: Subjects, scope: str) -> list[dict[str, Any]]:
+        """Current counters of the configured rules that apply to `subjects` in `scope`."""
+        out = []
+        for rule in self.rules:
+            subject = rule.subject(subjects) if rule.scope == scope else None
+            if subject is None:
+                continue
+            counters: dict[str, Any] = {}
+            for dimension, cap in rule.caps.items():
+                key = counter_key(rule, subject, dimension)
+                if rule.algorithm == "token_bucket":
+                    level = await self.state.bucket_level(key, cap, cap / WINDOW_S)
+                    counters[dimension] = {"limit": cap, "used": round(cap - level)}
+                else:
+                    counters[dimension] = {"limit": cap, "used": await self.state.window_used(key, WINDOW_S)}
+            if rule.concurrent is not None:
+                used = await self.state.slots_used(counter_key(rule, subject, "concurrent"))
+                counters["concurrent"] = {"limit": rule.concurrent, "used": used}
+            out.append({**rule.as_json(), "subject": subject, "counters": counters})
+        return out
+
+
+def counter_key(rule: LimitRule, subject: str, dimension: str) -> str:
+    model = f":{rule.model}" if rule.model and rule.scope != "key_model" else ""
+    return f"rl:{rule.origin}:{rule.scope}:{subject}{model}:{dimension}"
+
+
+def label(rule: LimitRule, subject: str) -> str:
+    return f"{rule.scope}:{subject}"

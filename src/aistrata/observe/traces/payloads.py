@@ -1,0 +1,47 @@
+"""Neutral requests and responses as the JSON a trace shows: messages with role and content.
+
+Called in the recorder's writer thread only; the hot path keeps references to the request and
+response objects and never serialises them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ...core import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Message, StreamAccumulator
+
+
+def request_payload(req: Any) -> Any:
+    if isinstance(req, ChatRequest):
+        return [message_json(m) for m in req.messages]
+    if isinstance(req, EmbeddingRequest):
+        return req.inputs
+    return None
+
+
+def response_payload(resp: Any) -> Any:
+    if isinstance(resp, StreamAccumulator):
+        resp = resp.response()
+    if isinstance(resp, ChatResponse):
+        return [{**message_json(c.message), "finish_reason": c.finish_reason} for c in resp.choices]
+    if isinstance(resp, EmbeddingResponse):
+        # The vectors are the answer, but they are large and meaningless to read.
+        return {"vectors": len(resp.vectors), "dimensions": len(resp.vectors[0]) if resp.vectors else 0}
+    return None
+
+
+def response_model(resp: Any) -> str | None:
+    return getattr(resp, "model", None) or None
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    """Plain text stays a string; other parts keep their fields with a `type`."""
+    if all(p.kind == "text" for p in m.parts):
+        return {"role": m.role, "content": m.text}
+    parts = []
+    for p in m.parts:
+        fields = asdict(p)
+        fields["type"] = fields.pop("kind")
+        parts.append(fields)
+    return {"role": m.role, "content": parts}

@@ -1,0 +1,102 @@
+"""The `spans` table: batched writes (the span recorder's sink) and the shared read helpers.
+
+Rows are immutable; a batch replayed from the spool after an unclear failure is absorbed by
+the primary key (trace_id, span_id). Reads page by keyset on (start_us, span_id), newest first,
+with an opaque cursor. A virtual key's reads are narrowed by `Visibility`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ...store.db import Database, from_json, to_json
+from ..recorder import Recorder
+from .model import FIELDS, Span
+
+COLUMNS: tuple[str, ...] = (*FIELDS, "is_root", "duration_ms")
+_JSON = frozenset({"tags", "metadata"})
+_BOOL = frozenset({"is_root", "cache_hit"})
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM spans"
+_INSERT = (
+    f"INSERT INTO spans ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (trace_id, span_id) DO NOTHING"
+)
+MAX_LIMIT = 1000
+_TAGS_AT, _METADATA_AT = FIELDS.index("tags"), FIELDS.index("metadata")
+
+
+class Buildable(Protocol):
+    """A span, or a pending gateway span that builds itself in the writer thread."""
+
+    def build(self) -> Span: ...
+
+
+@dataclass(slots=True, frozen=True)
+class Visibility:
+    """What a caller may read: everything (admin), or one team's or one key's spans."""
+
+    key_id: str | None = None
+    team_id: str | None = None
+
+    def clause(self, alias: str = "") -> tuple[str | None, list[Any]]:
+        if self.team_id is not None:
+            return f"{alias}team_id = ?", [self.team_id]
+        if self.key_id is not None:
+            return f"{alias}key_id = ?", [self.key_id]
+        return None, []
+
+
+ALL = Visibility()
+
+
+class SpanSink:
+    """Writes span batches; after a batch is stored, hands it to the exporter (if any)."""
+
+    def __init__(self, db: Database, exporter: Recorder | None = None) -> None:
+        self.db = db
+        self.exporter = exporter
+
+    def insert_many(self, items: Iterable[Buildable]) -> None:
+        spans = [item.build() for item in items]
+        self.db.executemany(_INSERT, [span_params(s) for s in spans])
+        if self.exporter is not None:
+            for span in spans:
+                self.exporter.record(span)
+
+
+def span_params(s: Span) -> tuple[Any, ...]:
+    values = [getattr(s, c) for c in FIELDS]
+    values[_TAGS_AT], values[_METADATA_AT] = to_json(s.tags), to_json(s.metadata)
+    return (*values, s.is_root, s.duration_ms)
+
+
+
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    for name in _JSON:
+        row[name] = from_json(row[name])
+    for name in _BOOL:
+        if row.get(name) is not None:
+            row[name] = bool(row[name])  # SQLite stores 0/1
+    return row
+
+
+def tag_clause(db: Database, alias: str = "") -> str:
+    if db.engine == "postgres":
+        return f"{alias}tags @> jsonb_build_array(?::text)"
+    return f"EXISTS (SELECT 1 FROM json_each({alias or 'spans.'}tags) WHERE json_each.value = ?)"
+
+
+def encode_cursor(start_us: int, id: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_us}:{id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, _, id = raw.partition(":")
+        return int(start), id
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"invalid cursor {cursor!r}") from exc

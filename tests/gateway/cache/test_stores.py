@@ -1,0 +1,70 @@
+"""The byte stores, memory and Redis, and the failover between them."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from aistrata.gateway.cache import FailoverStore, MemoryStore, RedisStore
+from aistrata.gateway.cache.redis_store import connect
+
+from .conftest import Backend, FakeClock
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+async def test_set_get_and_ttl_expiry(backend: Backend) -> None:
+    store = backend.store()
+    assert await store.get("ns:a") is None
+    await store.set("ns:a", b"short", ttl=0.2)
+    await store.set("ns:b", b"long", ttl=30)
+    assert await store.get("ns:a") == b"short"
+    assert await store.count() == 2
+    await backend.advance(0.35)
+    assert await store.get("ns:a") is None
+    assert await store.get("ns:b") == b"long"
+    assert await store.count() == 1
+
+
+async def test_flush_all_or_one_namespace(backend: Backend) -> None:
+    store = backend.store()
+    for key in ("x:1", "x:2", "y:1", "xy:1"):
+        await store.set(key, b"v", ttl=30)
+    assert await store.flush("x:") == 2
+    assert await store.get("x:1") is None and await store.get("xy:1") == b"v"
+    assert await store.flush() == 2
+    assert await store.count() == 0
+
+
+async def test_memory_is_a_bounded_lru() -> None:
+    store = MemoryStore(max_entries=3, clock=FakeClock())
+    for key in "abc":
+        await store.set(key, key.encode(), ttl=60)
+    assert await store.get("a") == b"a"      # a is now the most recently used
+    await store.set("d", b"d", ttl=60)       # evicts b, the least recently used
+    assert [await store.get(k) for k in "abcd"] == [b"a", None, b"c", b"d"]
+    assert await store.count() == 3
+
+
+async def test_failover_serves_from_memory_and_logs_each_transition_once(
+    redis_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    primary = RedisStore(connect(DEAD_REDIS, timeout=0.2), prefix="aistrata-test:failover:")
+    store = FailoverStore(primary, MemoryStore(10, clock=clock), retry_s=5, clock=clock)
+    with caplog.at_level(logging.WARNING, "aistrata.cache"):
+        await store.set("k", b"v", ttl=30)
+        assert await store.get("k") == b"v"   # from memory
+        assert store.health()["status"] == "degraded"
+        await store.set("k2", b"v", ttl=30)
+        assert sum("unreachable" in r.message for r in caplog.records) == 1
+        # Redis comes back; it is tried again once the retry interval has passed
+        await primary.aclose()
+        primary.client = connect(redis_url)
+        clock.now += 6
+        assert await store.get("k") is None   # Redis holds nothing under this key
+        assert store.health() == {"status": "ok", "serving": "redis", "redis": "ok"}
+        assert sum("reachable again" in r.message for r in caplog.records) == 1
+    await primary.flush()
+    await primary.aclose()

@@ -1,0 +1,107 @@
+"""One conformance suite for every `SharedState` backend (in process and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aistrata.gateway.state import SharedState
+
+from .conftest import Clock
+
+
+async def test_window_admits_up_to_the_limit_and_says_when_to_retry(state: SharedState, clock: Clock) -> None:
+    first = await state.window_add("w", 6, 10, 60)
+    assert (first.allowed, first.used) == (True, 6)
+    clock.advance(30)
+    assert (await state.window_add("w", 4, 10, 60)).used == 10
+    refused = await state.window_add("w", 1, 10, 60)
+    assert not refused.allowed and refused.used == 10
+    assert 30 <= refused.retry_after <= 36  # the first 6 slide out 60-66 s after they came in
+    clock.advance(refused.retry_after)
+    assert (await state.window_add("w", 1, 10, 60)).used == 5
+    assert await state.window_used("w", 60) == 5
+
+
+async def test_window_never_fits_more_than_the_limit(state: SharedState) -> None:
+    result = await state.window_add("w", 11, 10, 60)
+    assert not result.allowed and result.retry_after == -1
+
+
+async def test_window_adjust_corrects_an_estimate_until_it_slid_out(state: SharedState, clock: Clock) -> None:
+    taken = await state.window_add("w", 8, 10, 60)
+    await state.window_adjust("w", taken.slot, -5, 60)
+    assert await state.window_used("w", 60) == 3
+    clock.advance(67)  # past 1.1 windows: surely slid out
+    await state.window_adjust("w", taken.slot, 100, 60)  # too late: nothing to correct
+    assert await state.window_used("w", 60) == 0
+
+
+async def test_window_checks_and_adds_atomically(state: SharedState) -> None:
+    results = await asyncio.gather(*(state.window_add("w", 1, 10, 60) for _ in range(50)))
+    assert sum(r.allowed for r in results) == 10
+    assert await state.window_used("w", 60) == 10
+
+
+async def test_bucket_refills_continuously(state: SharedState, clock: Clock) -> None:
+    for _ in range(6):
+        assert (await state.bucket_take("b", 1, 6, 0.1)).allowed
+    refused = await state.bucket_take("b", 1, 6, 0.1)
+    assert not refused.allowed and refused.retry_after == pytest.approx(10, abs=0.01)
+    clock.advance(10)
+    assert (await state.bucket_take("b", 1, 6, 0.1)).allowed  # one token back after 10 s...
+    assert not (await state.bucket_take("b", 1, 6, 0.1)).allowed  # ...and only one
+    assert (await state.bucket_take("b", 7, 6, 0.1)).retry_after == -1
+
+
+async def test_bucket_force_and_refund(state: SharedState) -> None:
+    await state.bucket_take("b", 5, 10, 1.0)
+    debt = await state.bucket_take("b", 8, 10, 1.0, force=True)
+    assert debt.allowed and debt.level == pytest.approx(-3, abs=0.01)
+    await state.bucket_take("b", -20, 10, 1.0, force=True)  # a refund never overfills
+    assert await state.bucket_level("b", 10, 1.0) == pytest.approx(10)
+
+
+async def test_slots_are_exclusive_released_and_expire(state: SharedState, clock: Clock) -> None:
+    held = await asyncio.gather(*(state.slot_acquire("c", 3, 30) for _ in range(10)))
+    assert sum(s.allowed for s in held) == 3
+    await state.slot_release("c", next(s.token for s in held if s.allowed))
+    assert await state.slots_used("c") == 2
+    assert (await state.slot_acquire("c", 3, 30)).allowed
+    clock.advance(31)  # the holder crashed: its slots free themselves
+    assert await state.slots_used("c") == 0
+
+
+async def test_reserve_never_lets_holds_pass_the_cap(state: SharedState) -> None:
+    results = await asyncio.gather(*(state.reserve("r", f"id{i}", 100, 1000, 60) for i in range(50)))
+    assert sum(r.allowed for r in results) == 10
+    assert await state.reservation("r") == (0, 1000)
+
+
+async def test_settle_replaces_the_hold_with_the_true_amount(state: SharedState) -> None:
+    await state.reserve("r", "a", 100, 150, 60)
+    assert not (await state.reserve("r", "b", 100, 150, 60)).allowed
+    assert await state.settle("r", "a", 30) == 30
+    assert await state.reservation("r") == (30, 0)
+    second = await state.reserve("r", "b", 100, 150, 60)
+    assert second.allowed and (second.used, second.reserved) == (30, 100)
+
+
+async def test_a_crashed_callers_hold_expires(state: SharedState, clock: Clock) -> None:
+    await state.reserve("r", "lost", 100, 100, hold_s=60)
+    clock.advance(61)
+    assert (await state.reserve("r", "next", 100, 100, hold_s=60)).allowed
+
+
+async def test_counters_and_values(state: SharedState) -> None:
+    assert await state.get("n") == 0
+    assert await state.incr("n", 2) == 2
+    assert await state.incr("n", 3, ttl_s=60) == 5
+    assert await state.get("n") == 5
+    assert await state.get_json("v") is None
+    await state.set_json("v", {"state": "open", "until": 12.5}, ttl_s=60)
+    assert await state.get_json("v") == {"state": "open", "until": 12.5}
+    await state.delete("v")
+    assert await state.get_json("v") is None
+    assert state.health()["ok"] is True

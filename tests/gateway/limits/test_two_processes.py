@@ -1,0 +1,123 @@
+"""Two real `aistrata serve` processes sharing Redis and PostgreSQL: a budget and a
+tokens-per-minute limit hold across both, not per process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import psycopg
+import pytest
+import yaml
+
+from aistrata.providers.tokens import count_tokens
+from aistrata.testing.fake_upstream import FakeUpstream
+from tests.conftest import MASTER_KEY
+
+from .conftest import ask, drop_keys, model_list
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+TAG = secrets.token_hex(4)
+BUDGET_TEAM, TPM_TEAM = f"race-{TAG}", f"tpm-{TAG}"
+MESSAGES = [{"role": "user", "content": "hi"}]
+# Room for exactly 10 calls as reserved (estimated input + max_tokens=10 output).
+TPM = 10 * (count_tokens("gpt-4o-mini", MESSAGES).count + 10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gateway at {url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def cluster(fake: FakeUpstream, postgres_url: str, redis_url: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """Two gateway processes on one database schema and one Redis; yields their URLs."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    schema = f"t_{TAG}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    config = tmp / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_list": model_list(fake.url, delay_ms=500),
+        "budgets": [{"scope": "team", "id": BUDGET_TEAM, "max_usd": 1.0, "period": "daily"}],
+        "limits": [{"scope": "team", "id": TPM_TEAM, "tokens_per_minute": TPM}],
+    }))
+    env = {**os.environ, "AISTRATA_REDIS_URL": redis_url, "AISTRATA_MASTER_KEY": MASTER_KEY,
+           "AISTRATA_DATABASE_URL": f"{postgres_url}?options=-csearch_path%3D{schema}"}
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    try:
+        for i in range(2):  # one after the other: the first start migrates the schema
+            port, log = free_port(), tmp / f"gw{i}.log"
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "aistrata.interface.cli", "serve", "--port", str(port), "--config", str(config),
+                 "--data-dir", str(tmp / f"data{i}"), "--log-level", "warning"],
+                env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT))
+            urls.append(f"http://127.0.0.1:{port}")
+            wait_ready(urls[-1], procs[-1], log)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        drop_keys(redis_url, f"aistrata:*{TAG}*")
+
+
+def team_key(url: str, team: str) -> str:
+    resp = httpx.post(url + "/api/keys", json={"team_id": team}, headers={"authorization": f"Bearer {MASTER_KEY}"})
+    resp.raise_for_status()
+    return str(resp.json()["key"])
+
+
+async def fifty_across(urls: list[str], key: str) -> tuple[list[Any], list[BaseException]]:
+    clients = [openai.AsyncOpenAI(base_url=u + "/v1", api_key=key, max_retries=0) for u in urls]
+    results = await asyncio.gather(*(ask(clients[i % 2]) for i in range(50)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, BaseException)]
+    return [r for r in results if not isinstance(r, BaseException)], refused
+
+
+async def test_budget_holds_across_two_processes(cluster: list[str]) -> None:
+    admitted, refused = await fifty_across(cluster, team_key(cluster[0], BUDGET_TEAM))
+    print(f"budget race over 2 processes: {len(admitted)} admitted, {len(refused)} refused")
+    assert len(admitted) == 10  # $1.00 at $0.10 worst case (and true cost) each
+    assert all(isinstance(e, openai.RateLimitError) and f"budget 'team:{BUDGET_TEAM} daily'" in e.message
+               for e in refused)
+
+
+async def test_tokens_per_minute_hold_across_two_processes(cluster: list[str]) -> None:
+    admitted, refused = await fifty_across(cluster, team_key(cluster[1], TPM_TEAM))
+    used = sum(r.usage.total_tokens for r in admitted)
+    print(f"TPM race over 2 processes: {len(admitted)} admitted ({used} of {TPM} tokens), {len(refused)} refused")
+    # Per-process counting would let through about twice the limit.
+    assert 10 <= len(admitted) and used <= TPM
+    assert all(isinstance(e, openai.RateLimitError) and "tokens per minute" in e.message for e in refused)

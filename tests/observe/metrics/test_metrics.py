@@ -1,0 +1,109 @@
+"""`/metrics` read by the Prometheus text parser after real SDK calls through a gateway, and
+the label cardinality bound."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aistrata.observe.metrics import OTHER, GatewayMetrics
+from aistrata.observe.records import RequestRecord
+from aistrata.testing.fake_upstream import FakeUpstream
+from aistrata.testing.gateway import GatewayServer
+from tests.conftest import MASTER_KEY, gateway_config, provider_env
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def total(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    want = set(labels.items())
+    return sum(v for (n, ls), v in found.items() if n == name and want <= ls)
+
+
+@pytest.fixture()
+def gw(fake: FakeUpstream, tmp_path: Path) -> Iterator[GatewayServer]:
+    fake.reset()
+    with GatewayServer(data_dir=tmp_path, config=gateway_config(fake.url), env=provider_env(fake.url)) as server:
+        yield server
+
+
+def test_metrics_after_sdk_calls(gw: GatewayServer) -> None:
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="anything", max_retries=0)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi there"}])
+    stream = client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}], stream=True)
+    for _ in stream:
+        pass
+    with pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model="down", messages=[{"role": "user", "content": "hi"}])
+    gw.flush()
+    rows = gw.services.requests.query()[0]
+
+    found = samples(httpx.get(gw.url + "/metrics").text)
+    assert total(found, "aistrata_requests_total", model="gpt", provider="openai") == 4
+    assert total(found, "aistrata_requests_total", model="down") == 1
+    assert total(found, "aistrata_request_errors_total", model="down", error_kind="upstream_unavailable") == 1
+    gpt = [r for r in rows if r["requested_model"] == "gpt"]
+    assert total(found, "aistrata_tokens_total", model="gpt", type="input") == sum(r["input_tokens"] for r in gpt)
+    assert total(found, "aistrata_tokens_total", model="gpt", type="output") == sum(r["output_tokens"] for r in gpt)
+    assert total(found, "aistrata_cost_usd_total", model="gpt") == pytest.approx(sum(r["cost_usd"] for r in gpt))
+    assert total(found, "gen_ai_client_operation_duration_seconds_count", gen_ai_request_model="gpt") == 4
+    assert total(found, "gen_ai_client_operation_time_to_first_chunk_seconds_count", gen_ai_request_model="gpt") == 1
+    assert total(found, "gen_ai_client_token_usage_count", gen_ai_token_type="input") == 4
+    assert total(found, "aistrata_recorder_written_total") == 5
+    assert total(found, "aistrata_recorder_dropped_total") == 0
+    assert ("aistrata_recorder_queue_length", frozenset()) in found
+    breaker = ("aistrata_deployment_breaker_state", frozenset({("deployment", "gpt#0"), ("model_group", "gpt")}))
+    assert found[breaker] == 0  # closed
+
+
+def test_metrics_auth_when_configured(fake: FakeUpstream, tmp_path: Path) -> None:
+    config = {**gateway_config(fake.url), "observe": {"metrics_auth": True}}
+    env = {**provider_env(fake.url), "AISTRATA_MASTER_KEY": MASTER_KEY}
+    with GatewayServer(data_dir=tmp_path, config=config, env=env) as server:
+        assert httpx.get(server.url + "/metrics").status_code == 401
+        ok = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+        assert ok.status_code == 200 and "aistrata_recorder_queue_length" in ok.text
+
+
+def test_label_cardinality_is_bounded() -> None:
+    metrics = GatewayMetrics(max_label_values=3)
+    for i in range(20):
+        metrics.observe(RequestRecord(id=f"r{i}", ts=0, requested_model=f"m{i}", provider="openai",
+                                      key_alias=f"k{i % 5}", team_id=None, latency_ms=5.0, input_tokens=1))
+    found = samples(metrics.render().decode())
+    models = {dict(ls)["model"] for (n, ls), _ in found.items() if n == "aistrata_requests_total"}
+    aliases = {dict(ls)["key_alias"] for (n, ls), _ in found.items() if n == "aistrata_requests_total"}
+    assert models == {"m0", "m1", "m2", OTHER}
+    assert aliases == {"k0", "k1", "k2", OTHER}
+    assert total(found, "aistrata_requests_total", model=OTHER) == 17
+    assert total(found, "aistrata_requests_total", team="none") == 20
+
+
+def test_refusals_cache_hits_and_cost_on_write() -> None:
+    metrics = GatewayMetrics()
+    limited = RequestRecord(id="a", ts=0, requested_model="gpt", status=429, error_kind="rate_limit")
+    broke = RequestRecord(id="b", ts=0, requested_model="gpt", status=429, error_kind="budget_exceeded")
+    hit = RequestRecord(id="c", ts=0, requested_model="gpt", cache_hit=True, saved_usd=0.5, cost_usd=0.0)
+    for rec in (limited, broke, hit):
+        metrics.observe(rec)
+
+    class Sink:
+        def insert_many(self, records: list[RequestRecord]) -> None:
+            pass
+
+    metrics.metered(Sink()).insert_many([hit, RequestRecord(id="d", ts=0, requested_model="gpt", cost_usd=0.25)])
+    found = samples(metrics.render().decode())
+    assert total(found, "aistrata_limit_refusals_total", reason="rate_limit") == 1
+    assert total(found, "aistrata_limit_refusals_total", reason="budget_exceeded") == 1
+    assert total(found, "aistrata_cache_hits_total", model="gpt") == 1
+    assert total(found, "aistrata_cache_saved_usd_total") == 0.5
+    assert total(found, "aistrata_cost_usd_total") == 0.25

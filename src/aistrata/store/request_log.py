@@ -8,12 +8,12 @@ reads return plain dicts (`RequestRecord.from_dict` turns one back). Reads page 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .db import Database, from_json, to_json
+from .paging import decode_cursor, encode_cursor, tag_clause
 
 COLUMNS: tuple[str, ...] = (
     "id", "ts", "endpoint", "ingress", "key_id", "key_alias", "user_id", "team_id",
@@ -77,14 +77,14 @@ class RequestLog:
         if cursor is not None:
             # Row-value comparison: both engines use the (ts, id) index for it.
             where.append("(ts, id) < (?, ?)")
-            params.extend(_decode_cursor(cursor))
+            params.extend(decode_cursor(cursor))
         limit = max(1, min(limit, MAX_LIMIT))
         sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         rows = self.db.fetchall(sql, (*params, limit + 1))
         more = len(rows) > limit
         rows = [self._decode(r) for r in rows[:limit]]
-        next_cursor = _encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if more else None
+        next_cursor = encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if more else None
         return rows, next_cursor
 
     def conditions(self, f: RequestFilters) -> tuple[list[str], list[Any]]:
@@ -103,14 +103,9 @@ class RequestLog:
                 where.append(f"requests.{name} = ?")
                 params.append(value)
         if f.tag is not None:
-            where.append(self._tag_clause())
+            where.append(tag_clause(self.db, "requests.tags"))
             params.append(f.tag)
         return where, params
-
-    def _tag_clause(self) -> str:
-        if self.db.engine == "postgres":
-            return "requests.tags @> jsonb_build_array(?::text)"
-        return "EXISTS (SELECT 1 FROM json_each(requests.tags) WHERE json_each.value = ?)"
 
     @staticmethod
     def _params(rec: Any) -> tuple[Any, ...]:
@@ -125,16 +120,3 @@ class RequestLog:
         row["stream"] = bool(row["stream"])  # SQLite stores 0/1
         row["cache_hit"] = bool(row["cache_hit"])
         return row
-
-
-def _encode_cursor(ts: int, id: str) -> str:
-    return base64.urlsafe_b64encode(f"{ts}:{id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ts, _, id = raw.partition(":")
-        return int(ts), id
-    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"invalid cursor {cursor!r}") from exc

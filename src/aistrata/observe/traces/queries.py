@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...store.db import Database
-from .store import ALL, MAX_LIMIT, SELECT, Visibility, decode_cursor, decode_row, encode_cursor, tag_clause
+from ...store.paging import decode_cursor, encode_cursor, tag_clause
+from .store import ALL, MAX_LIMIT, SELECT, Visibility, decode_row
 
 _EQUAL = {
     "trace_id": "trace_id", "session_id": "session_id", "user_id": "user_id", "key_id": "key_id",
@@ -133,7 +134,7 @@ class SpanQueries:
                 where.append(f"{alias}{column} = ?")
                 params.append(value)
         if f.tag is not None:
-            where.append(tag_clause(self.db, alias))
+            where.append(tag_clause(self.db, f"{alias or 'spans.'}tags"))
             params.append(f.tag)
         clause, extra = visibility.clause(alias)
         if clause:

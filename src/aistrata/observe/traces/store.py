@@ -7,7 +7,6 @@ with an opaque cursor. A virtual key's reads are narrowed by `Visibility`.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -83,20 +82,3 @@ def decode_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def tag_clause(db: Database, alias: str = "") -> str:
-    if db.engine == "postgres":
-        return f"{alias}tags @> jsonb_build_array(?::text)"
-    return f"EXISTS (SELECT 1 FROM json_each({alias or 'spans.'}tags) WHERE json_each.value = ?)"
-
-
-def encode_cursor(start_us: int, id: str) -> str:
-    return base64.urlsafe_b64encode(f"{start_us}:{id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, _, id = raw.partition(":")
-        return int(start), id
-    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"invalid cursor {cursor!r}") from exc

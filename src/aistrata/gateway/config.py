@@ -35,7 +35,8 @@ ENV_PREFIX = "os.environ/"
 # LiteLLM keys we read; the rest of a LiteLLM config is accepted and reported as ignored.
 KNOWN_TOP_LEVEL = {"model_list", "aliases", "vendors", "general_settings", "router_settings",
                    "litellm_settings", "environment_variables", "groups", "routes", "limits", "budgets",
-                   "budgets_settings", "cache", "observe", "evaluations", "alerts", "guards"}
+                   "budgets_settings", "cache", "observe", "evaluations", "alerts", "guards",
+                   "auth", "security", "audit", "residency"}
 
 
 class ConfigError(ValueError):

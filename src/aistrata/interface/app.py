@@ -7,6 +7,7 @@ else goes through Starlette's router. Lower layers never import this module.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from starlette.applications import Starlette
 from ..gateway.auth import Authenticator
 from ..gateway.cache import build_cache
 from ..gateway.config import Settings
-from ..gateway.limits import build_admissions
+from ..gateway.limits import BudgetEvent, BudgetGuard, build_admissions
 from ..gateway.pipeline import Gateway
 from ..gateway.router import Router
 from ..gateway.routing import build_dispatcher
@@ -35,7 +36,10 @@ from ..store.db import Database
 from ..store.keys import KeyStore
 from ..store.migrations import ensure_schema
 from ..store.request_log import RequestLog
-from . import api
+from ..security.perimeter import Perimeter
+from ..security.service import Security
+from . import api, openapi
+from .api import security as security_api
 from .api import traces as traces_api
 from .asgi import Receive, Scope, Send
 from .data_plane import DataPlane
@@ -63,6 +67,7 @@ class Services:
     metrics: GatewayMetrics
     evals: Evaluations
     alerts: Alerts
+    security: Security
 
 
 def build_services(settings: Settings, registry: Registry) -> Services:
@@ -75,24 +80,37 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     metrics = GatewayMetrics(int(observe.get("metrics_max_label_values", 50)))
     recorder = Recorder(metrics.metered(PricedSink(requests)), spool_dir=Path(settings.data_dir) / "spool")
     metrics.track_recorder(recorder)
-    tracing = Tracing.from_config(settings.raw, db, Path(settings.data_dir))
+    state = build_state(settings)
+    security = Security.from_settings(settings, db, state)
+    tracing = Tracing.from_config(settings.raw, db, Path(settings.data_dir), security.protection)
     http = HttpClient()
     router = Router(settings, registry)
-    state = build_state(settings)
     input_guards, output_guards = build_guards(settings)
-    hooks = GatewayRecorder(recorder, [tracing.observer, metrics])
+    hooks = GatewayRecorder(recorder, [tracing.observer, metrics, security.auditor])
+    dispatcher = build_dispatcher(settings, router, registry, http, state)
     gateway = Gateway(
-        build_dispatcher(settings, router, registry, http, state),
-        hooks if tracing.settings.enabled else NoRecording(),
-        admissions=[*build_admissions(settings, state, db, router), *input_guards],
+        dispatcher, hooks if tracing.settings.enabled else NoRecording(),
+        # Kill switches run first, before anything is reserved or scanned.
+        admissions=[*security.admissions(router, dispatcher), *build_admissions(settings, state, db, router),
+                    *input_guards],
         cache=build_cache(settings, state), output_checks=output_guards,
     )
-    authn = Authenticator(settings.master_key, keys)
+    authn = Authenticator(settings.master_key, keys, jwt=security.jwt)
     evals = Evaluations(db, gateway, settings.raw.get("evaluations"))
     hooks.observers.append(evals.worker)  # after the gateway exists: judges call through it
     alerts = Alerts(db, lambda: http.session, settings.raw.get("alerts"), observe)
+    for stage in gateway.admissions:
+        if isinstance(stage, BudgetGuard):
+            stage.hooks.append(partial(_budget_alert, alerts))
     return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn, state, tracing,
-                    metrics, evals, alerts)
+                    metrics, evals, alerts, security)
+
+
+def _budget_alert(alerts: Alerts, event: BudgetEvent) -> None:
+    """Soft budget limits feed the `budget_soft_limit` alert rules."""
+    if event.kind == "soft_limit":
+        alerts.notify_budget_event(event.scope, event.subject, event.spent_usd, event.max_usd,
+                                   budget=event.budget, soft_usd=event.soft_usd)
 
 
 class App:
@@ -100,7 +118,7 @@ class App:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        plane = DataPlane(services.gateway, services.authn)
+        plane = DataPlane(services.gateway, services.authn, services.security.settings.max_body_bytes)
         self.fast = {
             "/v1/chat/completions": plane.chat_completions,
             "/chat/completions": plane.chat_completions,
@@ -113,8 +131,13 @@ class App:
             services.registry, services.http,
         )
         # Traces first: `/api/requests/export` must win over management's `/api/requests/{id}`.
-        routes = [*traces_api.routes(services), *management.routes(), *api.routes(services)]
+        routes = [*traces_api.routes(services), *management.routes(), *api.routes(services),
+                  *security_api.routes(services)]
+        routes.append(openapi.route(routes, sorted(services.router.groups)))
         self.starlette = Starlette(routes=routes, lifespan=self._lifespan)
+        # Body cap, read-only mode, audit of management writes and the access log.
+        self.perimeter = Perimeter(self.starlette, services.security, routes)
+        self.logged_fast = services.security.settings.access_log
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
@@ -123,9 +146,11 @@ class App:
         s.tracing.start()
         s.evals.worker.start()
         s.alerts.start()
+        await s.security.start()
         try:
             yield
         finally:
+            await s.security.stop()
             await s.alerts.stop()
             await s.evals.worker.stop()
             await s.registry.aclose()
@@ -138,9 +163,12 @@ class App:
         if scope["type"] == "http" and scope["method"] == "POST":
             handler = self.fast.get(scope["path"])
             if handler is not None:
-                await handler(scope, receive, send)
+                if self.logged_fast:
+                    await self.perimeter.logged(handler, scope, receive, send)
+                else:
+                    await handler(scope, receive, send)
                 return
-        await self.starlette(scope, receive, send)
+        await self.perimeter(scope, receive, send)
 
 
 def create_app(settings: Settings, registry: Registry) -> App:

@@ -26,9 +26,10 @@ from ..core import (
     bad_request,
     new_id,
 )
-from ..gateway.auth import ANONYMOUS, Authenticator, token_from_headers
+from ..gateway.auth import ANONYMOUS, Authenticator, Principal, token_from_headers
 from ..gateway.context import RequestContext
 from ..gateway.pipeline import Gateway, internal_error
+from ..security.perimeter import PRINCIPAL_SCOPE_KEY
 from .asgi import SSE_HEADERS, Receive, Scope, Send, header_map, parse_json, read_body, send_bytes, send_json
 from .dialects import anthropic as anthropic_dialect
 from .dialects import openai as openai_dialect
@@ -98,7 +99,7 @@ class DataPlane:
         ctx = RequestContext(new_id("req_"), "openai", "embeddings", ANONYMOUS)
         try:
             headers = header_map(scope)
-            ctx.principal = await self.authn.authenticate(token_from_headers(headers))
+            ctx.principal = await self._authenticate(scope, headers)
             _trace(headers, ctx)
             req = parse_embedding(parse_json(await read_body(receive, self.body_limit)))
             resp = await self.gateway.embed(req, ctx)
@@ -116,13 +117,19 @@ class DataPlane:
         except Exception as exc:  # noqa: BLE001 - every failure answers in the client's dialect
             await self._fail(send, openai_dialect, ctx, exc)
 
+    async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> Principal:
+        client = scope.get("client")
+        principal = await self.authn.authenticate(token_from_headers(headers), client[0] if client else None)
+        scope[PRINCIPAL_SCOPE_KEY] = principal  # for the access log
+        return principal
+
     # ---- chat ------------------------------------------------------------------------------
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send, codec: ModuleType, ingress: str, endpoint: str) -> None:
         ctx = RequestContext(new_id("req_"), ingress, endpoint, ANONYMOUS)
         try:
             headers = header_map(scope)
-            ctx.principal = await self.authn.authenticate(token_from_headers(headers))
+            ctx.principal = await self._authenticate(scope, headers)
             req = codec.parse_chat(parse_json(await read_body(receive, self.body_limit)))
             ctx.requested_model = req.model
             ctx.metadata = req.metadata or {}

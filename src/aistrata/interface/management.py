@@ -1,12 +1,14 @@
 """Management API: health, readiness, the model list, virtual keys and the request log.
 
-Errors use the OpenAI error shape. Admin endpoints need the master key (or, with no master
-key set, a loopback caller); a virtual key sees only its own request records.
+Errors use the OpenAI error shape. Every endpoint goes through `guard`, which authenticates
+the caller and enforces its role (see `aistrata.security.roles`); handlers narrow what they
+read to the caller's `reach` (a team, a key or a user; everything for an admin).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import time
@@ -22,6 +24,8 @@ from ..core import ErrorKind, GatewayError, bad_request, now_ms
 from ..gateway.auth import Authenticator, Principal, token_from_headers
 from ..gateway.router import Router
 from ..providers.http import HttpClient
+from ..security.perimeter import PRINCIPAL_SCOPE_KEY
+from ..security.roles import TEAM_GRANTABLE, Access, authorise, parse_role
 from ..providers.registry import Registry
 from ..store.db import Database
 from ..store.keys import KeyRecord, KeyStore
@@ -46,7 +50,7 @@ def key_json(k: KeyRecord) -> dict[str, Any]:
     return {
         "id": k.id, "key_prefix": k.key_prefix, "alias": k.alias, "user_id": k.user_id, "team_id": k.team_id,
         "models": k.models, "metadata": k.metadata, "created_at": k.created_at, "expires_at": k.expires_at,
-        "revoked_at": k.revoked_at, "last_used_at": k.last_used_at, "active": k.is_active(),
+        "revoked_at": k.revoked_at, "last_used_at": k.last_used_at, "active": k.is_active(), "role": k.role,
     }
 
 
@@ -55,21 +59,29 @@ def error_response(err: GatewayError) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def guard(
     authn: Authenticator, handler: Callable[[Request, Principal], Awaitable[Response]], admin: bool = False,
+    access: Access | None = None,
 ) -> Handler:
-    """An endpoint that authenticates the caller (the master key when `admin`), then runs
-    `handler`; a `GatewayError` becomes an error response."""
+    """An endpoint that authenticates the caller, checks its role against `access` (default:
+    `Access.admin` when `admin`, else `Access.scoped`), then runs `handler`; a `GatewayError`
+    becomes an error response."""
+    need = access or (Access.admin if admin else Access.scoped)
 
     async def endpoint(request: Request) -> Response:
         try:
-            principal = await authn.authenticate(token_from_headers(dict(request.headers)))
-            if admin and not principal.is_admin:
-                raise GatewayError(ErrorKind.permission, "this endpoint needs the master key")
+            principal = await authn.authenticate(token_from_headers(dict(request.headers)), client_ip(request))
+            request.scope[PRINCIPAL_SCOPE_KEY] = principal
+            authorise(principal.role, need, request.method)
             return await handler(request, principal)
         except GatewayError as err:
             return error_response(err)
 
+    endpoint.access = need  # type: ignore[attr-defined]  # read by the OpenAPI document
     return endpoint
 
 
@@ -93,16 +105,13 @@ class Management:
             Route("/ready", self.ready, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/models", self.models, methods=["GET"]),
-            Route("/api/keys", self._guard(self.create_key, admin=True), methods=["POST"]),
-            Route("/api/keys", self._guard(self.list_keys, admin=True), methods=["GET"]),
-            Route("/api/keys/{id}", self._guard(self.get_key, admin=True), methods=["GET"]),
-            Route("/api/keys/{id}", self._guard(self.revoke_key, admin=True), methods=["DELETE"]),
-            Route("/api/requests", self._guard(self.list_requests), methods=["GET"]),
-            Route("/api/requests/{id}", self._guard(self.get_request), methods=["GET"]),
+            Route("/api/keys", guard(self.authn, self.create_key, access=Access.team), methods=["POST"]),
+            Route("/api/keys", guard(self.authn, self.list_keys, access=Access.team), methods=["GET"]),
+            Route("/api/keys/{id}", guard(self.authn, self.get_key, access=Access.team), methods=["GET"]),
+            Route("/api/keys/{id}", guard(self.authn, self.revoke_key, access=Access.team), methods=["DELETE"]),
+            Route("/api/requests", guard(self.authn, self.list_requests), methods=["GET"]),
+            Route("/api/requests/{id}", guard(self.authn, self.get_request), methods=["GET"]),
         ]
-
-    def _guard(self, handler: Callable[[Request, Principal], Awaitable[Response]], admin: bool = False) -> Handler:
-        return guard(self.authn, handler, admin)
 
     # ---- health ----------------------------------------------------------------------------
 
@@ -120,7 +129,7 @@ class Management:
 
     async def models(self, request: Request) -> Response:
         try:
-            await self.authn.authenticate(token_from_headers(dict(request.headers)))
+            await self.authn.authenticate(token_from_headers(dict(request.headers)), client_ip(request))
         except GatewayError as err:
             return error_response(err)
         names = {name: "aistrata" for name in self.router.groups}
@@ -167,30 +176,43 @@ class Management:
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise bad_request("'metadata' must be an object", "metadata")
+        _check_cidrs(metadata.get("allowed_ips"))
+        role = parse_role(body.get("role", "member"))
+        team_id = body.get("team_id")
+        if not principal.is_admin:  # a team admin issues keys of its own team, below admin
+            if team_id not in (None, principal.team_id) or role not in TEAM_GRANTABLE:
+                raise GatewayError(ErrorKind.permission, "a team admin issues keys of its own team only, never admin")
+            team_id = principal.team_id
         raw, record = await asyncio.to_thread(
-            self.keys.create, alias=body.get("alias"), user_id=body.get("user_id"), team_id=body.get("team_id"),
-            models=models, expires_at=expires_at, metadata=metadata,
+            self.keys.create, alias=body.get("alias"), user_id=body.get("user_id"), team_id=team_id,
+            models=models, expires_at=expires_at, metadata=metadata, role=role,
         )
         return JSONResponse({"key": raw, **key_json(record)}, status_code=201)
 
     async def list_keys(self, request: Request, principal: Principal) -> Response:
         q = request.query_params
-        rows = await asyncio.to_thread(self.keys.list, user_id=q.get("user_id"), team_id=q.get("team_id"))
+        if not principal.is_admin and principal.team_id is None:
+            return JSONResponse({"data": []})  # a team admin without a team manages no keys
+        team = q.get("team_id") if principal.is_admin else principal.team_id
+        rows = await asyncio.to_thread(self.keys.list, user_id=q.get("user_id"), team_id=team)
         return JSONResponse({"data": [key_json(k) for k in rows]})
 
     async def get_key(self, request: Request, principal: Principal) -> Response:
-        record = await asyncio.to_thread(self.keys.get, request.path_params["id"])
-        if record is None:
-            raise GatewayError(ErrorKind.not_found, "no such key")
-        return JSONResponse(key_json(record))
+        return JSONResponse(key_json(await self._key(request, principal)))
 
     async def revoke_key(self, request: Request, principal: Principal) -> Response:
-        record = await asyncio.to_thread(self.keys.get, request.path_params["id"])
-        if record is None:
-            raise GatewayError(ErrorKind.not_found, "no such key")
+        record = await self._key(request, principal)
         await asyncio.to_thread(self.keys.revoke, record.id)
         self.authn.forget(record.key_hash)  # effective at once on this node
         return JSONResponse({"id": record.id, "revoked": True})
+
+    async def _key(self, request: Request, principal: Principal) -> KeyRecord:
+        """The key named in the path, if the caller's reach includes it (else 404, so other
+        teams' key ids are not even confirmed)."""
+        record = await asyncio.to_thread(self.keys.get, request.path_params["id"])
+        if record is None or not principal.reach.allows({"team_id": record.team_id}):
+            raise GatewayError(ErrorKind.not_found, "no such key")
+        return record
 
     # ---- request log -----------------------------------------------------------------------
 
@@ -207,16 +229,27 @@ class Management:
             limit = _int(q.get("limit")) or 50
         except ValueError as exc:
             raise bad_request(f"bad filter value: {exc}") from exc
-        if not principal.is_admin:
-            filters.key_id = principal.key_id  # a key sees its own traffic only
+        principal.reach.narrow(filters)
         rows, cursor = await asyncio.to_thread(self.requests.query, filters, limit, q.get("cursor"))
         return JSONResponse({"data": rows, "next_cursor": cursor})
 
     async def get_request(self, request: Request, principal: Principal) -> Response:
         row = await asyncio.to_thread(self.requests.get, request.path_params["id"])
-        if row is None or (not principal.is_admin and row.get("key_id") != principal.key_id):
+        if row is None or not principal.reach.allows(row):
             raise GatewayError(ErrorKind.not_found, "no such request")
         return JSONResponse(row)
+
+
+def _check_cidrs(value: Any) -> None:
+    if value is None:
+        return
+    try:
+        if not isinstance(value, list):
+            raise ValueError
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+    except (TypeError, ValueError) as exc:
+        raise bad_request("'metadata.allowed_ips' must be a list of CIDRs like 10.0.0.0/8", "metadata") from exc
 
 
 def _int(value: str | None) -> int | None:

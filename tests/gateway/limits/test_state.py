@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aistrata.gateway.state import SharedState
+from aistrata.gateway.state import FallbackState, MemoryState, RedisState, SharedState
 
 from .conftest import Clock
 
@@ -105,3 +105,16 @@ async def test_counters_and_values(state: SharedState) -> None:
     await state.delete("v")
     assert await state.get_json("v") is None
     assert state.health()["ok"] is True
+
+
+async def test_fallback_serves_locally_and_retries_redis(redis_url: str, redis_prefix: str) -> None:
+    t = Clock(0)
+    state = FallbackState(RedisState("redis://127.0.0.1:1/0", timeout_s=0.2), MemoryState(), retry_s=5, monotonic=t)
+    assert (await state.incr("n")) == 1  # Redis refused: counted in process
+    assert state.health() == {"backend": "redis", "ok": False, "fallback": "local", "error": "ConnectionError",
+                              "down_for_s": 0.0}
+    state.primary = RedisState(redis_url, prefix=redis_prefix)  # Redis is back...
+    assert (await state.incr("n")) == 2  # ...but not retried before retry_s
+    t.advance(5)
+    assert (await state.incr("n")) == 1 and state.health()["ok"]
+    await state.close()

@@ -40,6 +40,8 @@ class BudgetEvent:
     max_usd: float
     soft_usd: float | None
     at: datetime
+    scope: str = ""            # "team", "key", ...
+    subject: str = ""          # the team's, key's, ... id
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,12 @@ class BudgetGuard:
             self._stored = self.store.list()
         self._loaded_at = time.monotonic()
 
+    def _reload_quietly(self) -> None:
+        try:
+            self.reload()
+        except Exception:  # noqa: BLE001 - keep the budgets we have; the next refresh tries again
+            log.exception("could not re-read budgets from the database")
+
     def specs(self) -> list[BudgetSpec]:
         return self.configured + self._stored
 
@@ -96,7 +104,7 @@ class BudgetGuard:
             return
         if self._refreshing is None or self._refreshing.done():
             self._loaded_at = time.monotonic()
-            self._refreshing = asyncio.ensure_future(asyncio.to_thread(self.reload))
+            self._refreshing = asyncio.ensure_future(asyncio.to_thread(self._reload_quietly))
 
     def applicable(self, subjects: Subjects, key_meta: dict[str, Any]) -> list[tuple[BudgetSpec, str]]:
         specs = self.specs()
@@ -156,7 +164,8 @@ class BudgetGuard:
         return settle
 
     def _emit(self, kind: str, spec: BudgetSpec, subject: str, used: int) -> None:
-        event = BudgetEvent(kind, spec.label(subject), used / NANO, spec.max_usd, spec.soft_usd, self.clock())
+        event = BudgetEvent(kind, spec.label(subject), used / NANO, spec.max_usd, spec.soft_usd, self.clock(),
+                            spec.scope, subject)
         self.events.append(event)
         self.counts[kind] += 1
         if kind == "soft_limit":

@@ -68,7 +68,7 @@ class RateLimiter:
                 if rule.concurrent is not None:
                     taken.append(await self._acquire(rule, subject, report))
         except GatewayError:
-            await self._give_back(taken, {d: 0 for d in amounts}, amounts)
+            await self._give_back(taken, {d: 0 for d in amounts})  # a refused request costs nothing
             ctx.headers.extend(report.headers())
             raise
         ctx.headers.extend(report.headers())
@@ -77,7 +77,7 @@ class RateLimiter:
             u = ctx.usage
             actual = {"requests": 1, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
                       "tokens": u.input_tokens + u.output_tokens}
-            await self._give_back(taken, actual, amounts)
+            await self._give_back(taken, actual)
 
         return settle
 
@@ -121,13 +121,13 @@ class RateLimiter:
                                f"{rule.concurrent} requests in flight", retry_after=1.0)
         return Taken(rule, "concurrent", key, 1, token=s.token)
 
-    async def _give_back(self, taken: list[Taken], actual: dict[str, int], reserved: dict[str, int]) -> None:
+    async def _give_back(self, taken: list[Taken], actual: dict[str, int]) -> None:
         """Release slots and correct each counter from what was taken to what was used."""
         for t in reversed(taken):
             if t.dimension == "concurrent":
                 await self.state.slot_release(t.key, t.token)
                 continue
-            delta = actual[t.dimension] - reserved[t.dimension]
+            delta = actual[t.dimension] - t.amount
             if delta == 0:
                 continue
             if t.rule.algorithm == "token_bucket":

@@ -38,7 +38,7 @@ def routes(services: Any) -> list[Route]:
             # A key may only judge its own requests: traces and spans are not attributable here.
             row = await asyncio.to_thread(services.requests.get, score.target_id) \
                 if score.target_type == "request" else None
-            if row is None or row.get("key_id") != principal.key_id:
+            if row is None or not principal.reach.allows(row):
                 raise _not_found("request")
         await asyncio.to_thread(evals.scores.add, score)
         return JSONResponse(score.to_dict(), status_code=201)

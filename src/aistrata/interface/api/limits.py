@@ -1,4 +1,5 @@
-"""Management API: budgets, rate limits and current usage (all need the master key).
+"""Management API: budgets, rate limits and current usage (admin; a team admin manages its
+own team's budgets).
 
     GET    /api/budgets                 every budget (config, API-made), with its origin
     POST   /api/budgets                 {scope, id?, max_usd, soft_usd?, period?} -> 201
@@ -21,7 +22,8 @@ from ...gateway.auth import Principal
 from ...gateway.config import ConfigError
 from ...gateway.limits import BudgetGuard, BudgetStore, RateLimiter, Subjects
 from ...gateway.limits.spec import BUDGET_SCOPES, SCOPES
-from ..management import Management, _json_body
+from ...security.roles import Access
+from ..management import _json_body, guard
 
 Handler = Callable[[Request, Principal], Awaitable[Response]]
 
@@ -34,19 +36,20 @@ class LimitsApi:
         self.guard: BudgetGuard | None = next((s for s in stages if isinstance(s, BudgetGuard)), None)
         self.limiter: RateLimiter | None = next((s for s in stages if isinstance(s, RateLimiter)), None)
 
-    def admin(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        # Management's guard only needs `.authn`, which the services carry: same auth, same errors.
-        return Management._guard(self.services, handler, admin=True)  # type: ignore[arg-type]
+    def admin(self, handler: Handler, access: Access = Access.admin) -> Callable[[Request], Awaitable[Response]]:
+        return guard(self.services.authn, handler, access=access)
 
     async def list_budgets(self, request: Request, principal: Principal) -> Response:
         if self.guard is not None:
             specs = self.guard.specs()
         else:
             specs = await asyncio.to_thread(self.store.list)
-        return JSONResponse({"data": [s.as_json() for s in specs]})
+        return JSONResponse({"data": [s.as_json() for s in specs if _own(principal, s.scope, s.id)]})
 
     async def create_budget(self, request: Request, principal: Principal) -> Response:
         body = await _json_body(request)
+        if not _own(principal, body.get("scope"), body.get("id")):
+            raise GatewayError(ErrorKind.permission, "a team admin manages its own team's budget only")
         try:
             spec = await asyncio.to_thread(self.store.create, body)
         except ConfigError as exc:
@@ -58,6 +61,10 @@ class LimitsApi:
         budget_id = request.path_params["id"]
         if budget_id.startswith("config#"):
             raise bad_request("budgets from the config file are changed in the config file")
+        if not principal.is_admin:
+            specs = await asyncio.to_thread(self.store.list)
+            if not any(s.budget_id == budget_id and _own(principal, s.scope, s.id) for s in specs):
+                raise GatewayError(ErrorKind.not_found, "no such budget")
         if not await asyncio.to_thread(self.store.delete, budget_id):
             raise GatewayError(ErrorKind.not_found, "no such budget")
         await self._reload()
@@ -91,9 +98,15 @@ class LimitsApi:
 def routes(services: Any) -> list[Route]:
     api = LimitsApi(services)
     return [
-        Route("/api/budgets", api.admin(api.list_budgets), methods=["GET"]),
-        Route("/api/budgets", api.admin(api.create_budget), methods=["POST"]),
-        Route("/api/budgets/{id}", api.admin(api.delete_budget), methods=["DELETE"]),
+        Route("/api/budgets", api.admin(api.list_budgets, Access.team), methods=["GET"]),
+        Route("/api/budgets", api.admin(api.create_budget, Access.team), methods=["POST"]),
+        Route("/api/budgets/{id}", api.admin(api.delete_budget, Access.team), methods=["DELETE"]),
         Route("/api/limits", api.admin(api.list_limits), methods=["GET"]),
         Route("/api/usage", api.admin(api.usage), methods=["GET"]),
     ]
+
+
+def _own(principal: Principal, scope: Any, subject: Any) -> bool:
+    """Whether a budget is the caller's to see and change: any for an admin, its team's
+    budget for a team admin."""
+    return principal.is_admin or (scope == "team" and subject is not None and subject == principal.team_id)

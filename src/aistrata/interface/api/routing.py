@@ -1,4 +1,4 @@
-"""Management API: routing (master key only).
+"""Management API: routing (admin only).
 
     GET  /api/groups                   model groups: deployments, strategy, retries, fallbacks; routes
     GET  /api/deployments              per deployment: breaker state, in flight, latency EWMAs, adaptive limit
@@ -7,14 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ...core import ErrorKind, GatewayError
-from ...gateway.auth import token_from_headers
+from ...gateway.auth import Principal
 from ...gateway.routing import RoutingDispatcher
 from ...gateway.routing.views import (
     default_view,
@@ -24,7 +24,7 @@ from ...gateway.routing.views import (
     groups_view,
     routes_view,
 )
-from ..management import error_response
+from ..management import guard
 
 
 def routes(services: Any) -> list[Route]:
@@ -32,26 +32,17 @@ def routes(services: Any) -> list[Route]:
     if not isinstance(dispatcher, RoutingDispatcher):
         return []
 
-    def admin(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                principal = await services.authn.authenticate(token_from_headers(dict(request.headers)))
-                if not principal.is_admin:
-                    raise GatewayError(ErrorKind.permission, "this endpoint needs the master key")
-                return await handler(request)
-            except GatewayError as err:
-                return error_response(err)
+    def admin(handler: Any) -> Any:
+        return guard(services.authn, handler, admin=True)
 
-        return endpoint
-
-    async def groups(request: Request) -> Response:
+    async def groups(request: Request, principal: Principal) -> Response:
         return JSONResponse({"data": groups_view(dispatcher), "routes": routes_view(dispatcher),
                              "default": default_view(dispatcher)})
 
-    async def deployments(request: Request) -> Response:
+    async def deployments(request: Request, principal: Principal) -> Response:
         return JSONResponse({"data": await deployments_view(dispatcher)})
 
-    async def reset(request: Request) -> Response:
+    async def reset(request: Request, principal: Principal) -> Response:
         dep = find_deployment(dispatcher, request.path_params["id"])
         if dep is None:
             raise GatewayError(ErrorKind.not_found, "no such deployment")

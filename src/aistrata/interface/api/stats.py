@@ -41,8 +41,7 @@ def window_filters(request: Request, principal: Principal) -> tuple[RequestFilte
         )
     except ValueError as exc:
         raise bad_request(f"bad filter value: {exc}") from exc
-    if not principal.is_admin:
-        filters.key_id = principal.key_id  # a key sees its own traffic only
+    principal.reach.narrow(filters)  # a key sees its own traffic, a team role its team's
     return filters, q.get("group_by") or None
 
 

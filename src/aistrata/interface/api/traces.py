@@ -12,8 +12,8 @@ the request log as JSONL.
     GET  /api/users/{id}         a user's totals
     GET  /api/requests/export    the request log as streamed JSONL (since, until)
 
-Ingested spans carry the sending key's key and team. A virtual key reads only its team's
-spans (or its own, without a team); the master key reads everything.
+Ingested spans carry the sender's key, team and user. Reads are narrowed to the caller's
+reach (see `security.roles`): a team role its team's spans, a member its own; admins all.
 """
 
 from __future__ import annotations
@@ -61,9 +61,10 @@ def routes(services: Any) -> list[Route]:
 
 
 def visibility(principal: Principal) -> Visibility:
-    if principal.is_admin:
+    reach = principal.reach
+    if reach.everything:
         return ALL
-    return Visibility(key_id=principal.key_id, team_id=principal.team_id)
+    return Visibility(key_id=reach.key_id, team_id=reach.team_id, user_id=reach.user_id)
 
 
 class TracesApi:
@@ -141,8 +142,7 @@ class TracesApi:
             filters = RequestFilters(since=_time_ms(q.get("since")), until=_time_ms(q.get("until")))
         except ValueError as exc:
             raise bad_request(str(exc)) from exc
-        if not principal.is_admin:
-            filters.key_id = principal.key_id  # as in GET /api/requests: a key sees its own traffic
+        principal.reach.narrow(filters)  # as in GET /api/requests
         pages = requests_jsonl(self.requests, filters)
 
         async def stream() -> Any:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import click
 
 from ... import __version__
+from .audit import audit
+from .compliance import compliance
+from .encryption import rotate_encryption
 from .export import export
 from .keys import keys
+from .kill import kill
 from .limits import budgets
 from .migrate import migrate
 from .retention import retention
@@ -32,3 +36,7 @@ main.add_command(budgets)
 main.add_command(export)
 main.add_command(retention)
 main.add_command(routing)
+main.add_command(audit)
+main.add_command(kill)
+main.add_command(compliance)
+keys.add_command(rotate_encryption)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,7 +30,16 @@ def is_loopback(host: str) -> bool:
 @config_options
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(host: str, port: int, config_path: Path | None, data_dir: Path | None, log_level: str) -> None:
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), envvar="AISTRATA_TLS_CERT",
+              help="Serve HTTPS with this certificate (PEM, chain included).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), envvar="AISTRATA_TLS_KEY",
+              help="The certificate's private key (PEM).")
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False), envvar="AISTRATA_TLS_CLIENT_CA",
+              help="Require client certificates signed by this CA (mutual TLS).")
+@click.option("--limit-concurrency", type=int, envvar="AISTRATA_LIMIT_CONCURRENCY",
+              help="Answer 503 beyond this many connections and tasks at once.")
+def serve(host: str, port: int, config_path: Path | None, data_dir: Path | None, log_level: str,
+          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None, limit_concurrency: int | None) -> None:
     """Run the gateway (OpenAI- and Anthropic-compatible) on HOST:PORT."""
     import uvicorn
 
@@ -45,4 +56,19 @@ def serve(host: str, port: int, config_path: Path | None, data_dir: Path | None,
     groups = ", ".join(sorted(settings.groups)) or "none configured"
     log.info("model groups: %s; data in %s", groups, settings.database_url and "the database URL" or settings.data_dir)
     uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level=log_level, server_header=False)
+                access_log=False, log_level=log_level, server_header=False, limit_concurrency=limit_concurrency,
+                **tls_options(tls_cert, tls_key, tls_client_ca))
+
+
+def tls_options(cert: str | None, key: str | None, client_ca: str | None) -> dict[str, Any]:
+    """uvicorn's ssl settings; `--tls-client-ca` makes a client certificate mandatory."""
+    if not cert:
+        if key or client_ca:
+            raise click.UsageError("--tls-key and --tls-client-ca need --tls-cert")
+        return {}
+    if not key:
+        raise click.UsageError("--tls-cert needs --tls-key")
+    options: dict[str, Any] = {"ssl_certfile": cert, "ssl_keyfile": key}
+    if client_ca:
+        options.update(ssl_ca_certs=client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options

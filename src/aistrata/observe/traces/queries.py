@@ -54,8 +54,9 @@ class SpanFilters:
 
 
 class SpanQueries:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, codec: PayloadCodec | None = None) -> None:
         self.db = db
+        self.codec = codec
 
     def spans(
         self, f: SpanFilters, visibility: Visibility = ALL, limit: int = 50, cursor: str | None = None,
@@ -87,7 +88,7 @@ class SpanQueries:
         """The spans of one trace as a forest (usually one tree): each span has `children`."""
         clause, params = visibility.clause()
         sql = f"{SELECT} WHERE trace_id = ?" + (f" AND {clause}" if clause else "") + " ORDER BY start_us, span_id"
-        rows = [decode_row(r) for r in self.db.fetchall(sql, (trace_id, *params))]
+        rows = [decode_row(r, self.codec) for r in self.db.fetchall(sql, (trace_id, *params))]
         by_id = {r["span_id"]: r for r in rows}
         top: list[dict[str, Any]] = []
         for row in rows:
@@ -152,7 +153,7 @@ class SpanQueries:
         sql = select + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY s.start_us DESC, s.span_id DESC LIMIT ?"
         rows = self.db.fetchall(sql, (*params, limit + 1))
         more = len(rows) > limit
-        rows = [decode_row(r) for r in rows[:limit]]
+        rows = [decode_row(r, self.codec) for r in rows[:limit]]
         return rows, encode_cursor(rows[-1]["start_us"], rows[-1]["span_id"]) if more else None
 
     def _add_aggregates(self, roots: list[dict[str, Any]], visibility: Visibility) -> None:

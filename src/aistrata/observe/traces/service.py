@@ -26,7 +26,7 @@ from .gateway_span import CaptureOptions, GatewaySpans
 from .model import DEFAULT_MAX_PAYLOAD_BYTES, Span
 from .queries import SpanQueries
 from .retention import RetentionPolicy, RetentionTask
-from .store import SpanSink
+from .store import PayloadCodec, SpanSink
 
 
 @dataclass(slots=True)
@@ -66,7 +66,7 @@ class NoRecording:
 
 
 class Tracing:
-    def __init__(self, settings: TraceSettings, db: Database, spool_dir: Path) -> None:
+    def __init__(self, settings: TraceSettings, db: Database, spool_dir: Path, codec: PayloadCodec | None = None) -> None:
         self.settings = settings
         self.exporter: Recorder | None = None
         if settings.otlp_endpoint:
@@ -74,15 +74,16 @@ class Tracing:
                 OtlpHttpSink(settings.otlp_endpoint, settings.otlp_headers), spool_dir=spool_dir / "otlp",
                 decode=Span.from_dict, name="OTLP export",
             )
-        self.spans = Recorder(SpanSink(db, self.exporter), spool_dir=spool_dir / "spans", decode=Span.from_dict,
-                              name="span log")
-        self.queries = SpanQueries(db)
+        self.spans = Recorder(SpanSink(db, self.exporter, codec), spool_dir=spool_dir / "spans",
+                              decode=Span.from_dict, name="span log")
+        self.queries = SpanQueries(db, codec)
         self.observer = GatewaySpans(self.spans, CaptureOptions(settings.capture_payloads, settings.max_payload_bytes))
         self.retention = RetentionTask(db, settings.retention)
 
     @classmethod
-    def from_config(cls, raw: Mapping[str, Any], db: Database, data_dir: Path) -> Tracing:
-        return cls(TraceSettings.from_config(raw), db, Path(data_dir) / "spool")
+    def from_config(cls, raw: Mapping[str, Any], db: Database, data_dir: Path,
+                    codec: PayloadCodec | None = None) -> Tracing:
+        return cls(TraceSettings.from_config(raw), db, Path(data_dir) / "spool", codec)
 
     def accept(self, spans: list[Span]) -> bool:
         """Queue ingested spans, or refuse the whole batch (False) when the queue lacks room,

@@ -2,12 +2,14 @@
 
 Rows are immutable; a batch replayed from the spool after an unclear failure is absorbed by
 the primary key (trace_id, span_id). Reads page by keyset on (start_us, span_id), newest first,
-with an opaque cursor. A virtual key's reads are narrowed by `Visibility`.
+with an opaque cursor. A virtual key's reads are narrowed by `Visibility`. A `PayloadCodec`
+(see `aistrata.security.crypto`) masks and encrypts the payload columns on the way in and
+decrypts them on the way out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +27,15 @@ _INSERT = (
 )
 MAX_LIMIT = 1000
 _TAGS_AT, _METADATA_AT = FIELDS.index("tags"), FIELDS.index("metadata")
+_INPUT_AT, _OUTPUT_AT = FIELDS.index("input"), FIELDS.index("output")
+
+
+class PayloadCodec(Protocol):
+    def mask(self, text: str) -> str: ...
+
+    def seal(self, text: str) -> str: ...
+
+    def open(self, text: str) -> str: ...
 
 
 class Buildable(Protocol):
@@ -35,16 +46,19 @@ class Buildable(Protocol):
 
 @dataclass(slots=True, frozen=True)
 class Visibility:
-    """What a caller may read: everything (admin), or one team's or one key's spans."""
+    """What a caller may read: everything (admin), or one team's, one key's or one user's spans."""
 
     key_id: str | None = None
     team_id: str | None = None
+    user_id: str | None = None
 
     def clause(self, alias: str = "") -> tuple[str | None, list[Any]]:
         if self.team_id is not None:
             return f"{alias}team_id = ?", [self.team_id]
         if self.key_id is not None:
             return f"{alias}key_id = ?", [self.key_id]
+        if self.user_id is not None:
+            return f"{alias}user_id = ?", [self.user_id]
         return None, []
 
 
@@ -54,26 +68,37 @@ ALL = Visibility()
 class SpanSink:
     """Writes span batches; after a batch is stored, hands it to the exporter (if any)."""
 
-    def __init__(self, db: Database, exporter: Recorder | None = None) -> None:
+    def __init__(self, db: Database, exporter: Recorder | None = None, codec: PayloadCodec | None = None) -> None:
         self.db = db
         self.exporter = exporter
+        self.codec = codec
 
     def insert_many(self, items: Iterable[Buildable]) -> None:
         spans = [item.build() for item in items]
-        self.db.executemany(_INSERT, [span_params(s) for s in spans])
+        if self.codec is not None:
+            for s in spans:  # masked for the exporter too; encrypted for the table only
+                s.input, s.output = _apply(self.codec.mask, s.input), _apply(self.codec.mask, s.output)
+        self.db.executemany(_INSERT, [span_params(s, self.codec) for s in spans])
         if self.exporter is not None:
             for span in spans:
                 self.exporter.record(span)
 
 
-def span_params(s: Span) -> tuple[Any, ...]:
+def span_params(s: Span, codec: PayloadCodec | None = None) -> tuple[Any, ...]:
     values = [getattr(s, c) for c in FIELDS]
     values[_TAGS_AT], values[_METADATA_AT] = to_json(s.tags), to_json(s.metadata)
+    if codec is not None:
+        values[_INPUT_AT], values[_OUTPUT_AT] = _apply(codec.seal, s.input), _apply(codec.seal, s.output)
     return (*values, s.is_root, s.duration_ms)
 
 
+def _apply(fn: Callable[[str], str], value: str | None) -> str | None:
+    return None if value is None else fn(value)
 
-def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+
+def decode_row(row: dict[str, Any], codec: PayloadCodec | None = None) -> dict[str, Any]:
+    if codec is not None:
+        row["input"], row["output"] = _apply(codec.open, row.get("input")), _apply(codec.open, row.get("output"))
     for name in _JSON:
         row[name] = from_json(row[name])
     for name in _BOOL:

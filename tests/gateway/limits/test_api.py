@@ -1,0 +1,69 @@
+"""The budgets/limits management API and the `aistrata budgets` CLI; budget periods."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from aistrata.gateway.config import ConfigError
+from aistrata.gateway.limits.periods import bounds, litellm_period
+from aistrata.interface.cli import main
+from aistrata.testing.gateway import GatewayServer
+from tests.conftest import MASTER_KEY
+
+from .conftest import ask, client, new_key
+
+ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_budgets_api_and_usage(make_gateway: Callable[..., GatewayServer]) -> None:
+    gw = make_gateway(env={"AISTRATA_MASTER_KEY": MASTER_KEY},
+                      limits=[{"scope": "team", "id": "kids", "requests_per_minute": 100}])
+    async with httpx.AsyncClient(base_url=gw.url, headers=ADMIN) as http:
+        assert (await http.post("/api/budgets", json={"scope": "team", "id": "kids", "max_usd": 5,
+                                                      "period": "fortnightly"})).status_code == 400
+        made = (await http.post("/api/budgets", json={"scope": "team", "id": "kids", "max_usd": 5,
+                                                      "soft_usd": 4, "period": "weekly"})).json()
+        assert made["id"].startswith("bud_") and made["origin"] == "api"
+        await ask(client(gw, new_key(gw, team_id="kids")), "fast")
+        usage = (await http.get("/api/usage", params={"scope": "team", "id": "kids"})).json()
+        [budget] = usage["budgets"]
+        assert (budget["spent_usd"], budget["reserved_usd"], budget["max_usd"]) == (pytest.approx(0.1), 0, 5)
+        assert usage["limits"][0]["counters"]["requests"] == {"limit": 100, "used": 1}
+        limits = (await http.get("/api/limits")).json()
+        assert limits["data"][0]["per_minute"] == {"requests": 100} and limits["state"]["backend"] == "memory"
+        assert (await http.delete(f"/api/budgets/{made['id']}")).status_code == 200
+        assert (await http.get("/api/budgets")).json()["data"] == []
+        denied = await http.get("/api/budgets", headers={"authorization": "Bearer " + new_key(gw)})
+        assert denied.status_code == 403
+
+
+def test_budgets_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path)]
+    made = runner.invoke(main, ["budgets", "create", *base, "--scope", "org", "--id", "acme", "--max-usd", "50"])
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(main, ["budgets", "list", *base])
+    assert '"subject": "acme"' in listed.output and '"period": "monthly"' in listed.output
+    budget_id = listed.output.split('"id": "')[1].split('"')[0]
+    assert runner.invoke(main, ["budgets", "delete", *base, budget_id]).exit_code == 0
+    assert runner.invoke(main, ["budgets", "delete", *base, budget_id]).exit_code != 0
+
+
+def test_periods_in_utc() -> None:
+    now = datetime(2026, 2, 18, 15, 30, tzinfo=timezone.utc)  # a Wednesday
+    assert bounds("daily", now) == (datetime(2026, 2, 18, tzinfo=timezone.utc), datetime(2026, 2, 19, tzinfo=timezone.utc))
+    assert bounds("weekly", now)[0] == datetime(2026, 2, 16, tzinfo=timezone.utc)
+    assert bounds("monthly", now) == (datetime(2026, 2, 1, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert bounds("12h", now)[0] == datetime(2026, 2, 18, 12, tzinfo=timezone.utc)
+    assert bounds("none", now) == (None, None)
+    assert [litellm_period(d) for d in ("30d", "1mo", "7d", "24h", "1d", "12h")] == \
+        ["monthly", "monthly", "weekly", "daily", "daily", "12h"]
+    with pytest.raises(ConfigError):
+        litellm_period("soon")

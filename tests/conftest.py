@@ -96,7 +96,8 @@ def gateway_config(fake_url: str) -> dict:
         {"model_name": "down", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": "http://127.0.0.1:9/v1",
                                                   "api_key": "k", "connect_timeout": 1}},
     ]
-    return {"model_list": models, "aliases": {"default": "gpt"}}
+    # No retries: these gateways test translation and error mapping; tests/gateway/routing tests retries.
+    return {"model_list": models, "aliases": {"default": "gpt"}, "router_settings": {"num_retries": 0}}
 
 
 def provider_env(fake_url: str) -> dict[str, str]:

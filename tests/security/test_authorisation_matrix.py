@@ -40,7 +40,7 @@ ACCESS = {
     ("GET", "/api/groups"): "admin", ("GET", "/api/deployments"): "admin",
     ("POST", "/api/deployments/{id:path}/reset"): "admin",
     ("GET", "/api/kill-switches"): "admin", ("POST", "/api/kill-switches"): "admin",
-    ("DELETE", "/api/kill-switches/{id}"): "admin", ("GET", "/api/read-only"): "admin",
+    ("DELETE", "/api/kill-switches/{id:path}"): "admin", ("GET", "/api/read-only"): "admin",
     ("POST", "/api/read-only"): "admin", ("GET", "/api/audit"): "admin", ("GET", "/api/audit/verify"): "admin",
     ("GET", "/api/compliance/report"): "admin", ("GET", "/api/whoami"): "scoped",
 }

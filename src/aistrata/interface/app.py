@@ -128,7 +128,7 @@ class App:
         }
         management = Management(
             services.authn, services.keys, services.requests, services.db, services.router,
-            services.registry, services.http,
+            services.registry, services.http, services.state, services.gateway.cache,
         )
         # Traces first: `/api/requests/export` must win over management's `/api/requests/{id}`.
         routes = [*traces_api.routes(services), *management.routes(), *api.routes(services),

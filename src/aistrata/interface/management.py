@@ -29,6 +29,7 @@ from ..security.roles import TEAM_GRANTABLE, Access, authorise, parse_role
 from ..providers.registry import Registry
 from ..store.db import Database
 from ..store.keys import KeyRecord, KeyStore
+from ..store.paging import decode_cursor
 from ..store.request_log import RequestFilters, RequestLog
 from .dialects.openai import render_error
 
@@ -52,6 +53,11 @@ def key_json(k: KeyRecord) -> dict[str, Any]:
         "models": k.models, "metadata": k.metadata, "created_at": k.created_at, "expires_at": k.expires_at,
         "revoked_at": k.revoked_at, "last_used_at": k.last_used_at, "active": k.is_active(), "role": k.role,
     }
+
+
+def _healthy(health: dict[str, Any]) -> bool:
+    """A component's `health()`: the shared state says `ok`, the cache stores `status`."""
+    return bool(health.get("ok", health.get("status") == "ok"))
 
 
 def error_response(err: GatewayError) -> JSONResponse:
@@ -88,9 +94,11 @@ def guard(
 class Management:
     def __init__(
         self, authn: Authenticator, keys: KeyStore, requests: RequestLog, db: Database, router: Router,
-        registry: Registry, http: HttpClient,
+        registry: Registry, http: HttpClient, state: Any = None, cache: Any = None,
     ) -> None:
         self.authn = authn
+        self.state = state  # shared state (limits, budgets, breakers): its health goes in /ready
+        self.cache = cache
         self.keys = keys
         self.requests = requests
         self.db = db
@@ -123,7 +131,13 @@ class Management:
             await asyncio.to_thread(self.db.fetchone, "SELECT 1 AS ok")
         except Exception as exc:  # noqa: BLE001 - any database failure means not ready
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
-        return JSONResponse({"status": "ready", "database": "ok"})
+        body: dict[str, Any] = {"status": "ready", "database": "ok"}
+        # Redis down is not "not ready": the gateway keeps serving on local state, and says so.
+        for name, part in (("state", self.state), ("cache", self.cache)):
+            if part is not None:
+                body[name] = part.health()
+                body["degraded"] = body.get("degraded", False) or not _healthy(body[name])
+        return JSONResponse(body)
 
     # ---- models ----------------------------------------------------------------------------
 
@@ -227,11 +241,14 @@ class Management:
                 stream=None if q.get("stream") is None else q.get("stream") in ("1", "true"),
             )
             limit = _int(q.get("limit")) or 50
+            cursor = q.get("cursor") or None
+            if cursor is not None:
+                decode_cursor(cursor)  # a forged cursor is the caller's error (400), not ours
         except ValueError as exc:
             raise bad_request(f"bad filter value: {exc}") from exc
         principal.reach.narrow(filters)
-        rows, cursor = await asyncio.to_thread(self.requests.query, filters, limit, q.get("cursor"))
-        return JSONResponse({"data": rows, "next_cursor": cursor})
+        rows, next_cursor = await asyncio.to_thread(self.requests.query, filters, limit, cursor)
+        return JSONResponse({"data": rows, "next_cursor": next_cursor})
 
     async def get_request(self, request: Request, principal: Principal) -> Response:
         row = await asyncio.to_thread(self.requests.get, request.path_params["id"])

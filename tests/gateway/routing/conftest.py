@@ -1,16 +1,42 @@
 """A gateway whose model groups exercise every strategy and failure class, in front of the
-shared fake upstream (faults chosen through the upstream model name)."""
+shared fake upstream (faults chosen through the upstream model name); and the breaker stores
+the conformance suite runs on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
 import pytest
+import pytest_asyncio
 
+from aistrata.gateway.routing.breaker import BreakerStore, InProcessBreakers
+from aistrata.gateway.routing.policy import BreakerPolicy
+from aistrata.gateway.routing.shared_breakers import SharedBreakers
+from aistrata.gateway.state import FallbackState, MemoryState, RedisState
 from aistrata.testing.fake_upstream import FakeUpstream
 from aistrata.testing.gateway import GatewayServer
+from tests.gateway.limits.conftest import redis_prefix, redis_url  # noqa: F401 - fixtures: skip or fail without Redis
+
+BREAKER_POLICY = BreakerPolicy(allowed_fails=3, window_s=10, cooldown_s=30, probe_lease_s=60)
+
+
+def shared_breakers(url: str, prefix: str, **options: Any) -> SharedBreakers:
+    return SharedBreakers(BREAKER_POLICY, FallbackState(RedisState(url, prefix=prefix), MemoryState()), **options)
+
+
+# The Redis client binds to the loop it first runs on: the test's own. The Redis store runs on
+# the caller's clock here (`server_time=False`) so the tests can step it as they step the other.
+@pytest_asyncio.fixture(params=["memory", "redis"], loop_scope="function")
+async def breakers(request: pytest.FixtureRequest) -> AsyncIterator[BreakerStore]:
+    if request.param == "memory":
+        yield InProcessBreakers(BREAKER_POLICY)
+        return
+    store = shared_breakers(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"),
+                            server_time=False)
+    yield store
+    await store.state.close()
 
 PRICES = {"gpt-4o": (5e-6, 1.5e-5), "gpt-4o-mini": (1.5e-7, 6e-7)}
 

@@ -1,74 +1,69 @@
-"""The breaker's state machine and the AIMD adaptive limit, on an explicit clock."""
+"""The breaker's state machine and the AIMD adaptive limit, on an explicit clock.
+
+The breaker tests are a conformance suite: each runs on `InProcessBreakers` and on the Redis
+`SharedBreakers` (fixture `breakers` in conftest.py), which must behave alike."""
 
 from __future__ import annotations
 
 import math
 
-from aistrata.gateway.routing.breaker import InProcessBreakers, Verdict
-from aistrata.gateway.routing.policy import BreakerPolicy
+from aistrata.gateway.routing.breaker import BreakerStore, Verdict
 from aistrata.gateway.routing.stats import DeploymentStats
 
-POLICY = BreakerPolicy(allowed_fails=3, window_s=10, cooldown_s=30, probe_lease_s=60)
 
-
-async def _open(b: InProcessBreakers, at: float = 0.0) -> None:
+async def _open(b: BreakerStore, at: float = 0.0) -> None:
     for i in range(3):
         await b.failed("d", at + i, probe=False)
 
 
-async def test_failures_within_the_window_open_it() -> None:
-    b = InProcessBreakers(POLICY)
-    await b.failed("d", 0, probe=False)
-    await b.failed("d", 5, probe=False)
-    assert await b.admit("d", 6) is Verdict.admit
-    await b.failed("d", 20, probe=False)  # three failures, but not within 10 s
-    assert await b.admit("d", 21) is Verdict.admit
-    await b.failed("d", 21, probe=False)
-    await b.failed("d", 22, probe=False)  # 20, 21, 22
-    assert await b.admit("d", 22) is Verdict.refuse
-    assert (await b.view("d", 22)).state == "open"
+async def test_failures_within_the_window_open_it(breakers: BreakerStore) -> None:
+    await breakers.failed("d", 0, probe=False)
+    await breakers.failed("d", 5, probe=False)
+    assert await breakers.admit("d", 6) is Verdict.admit
+    await breakers.failed("d", 20, probe=False)  # three failures, but not within 10 s
+    assert await breakers.admit("d", 21) is Verdict.admit
+    await breakers.failed("d", 21, probe=False)
+    await breakers.failed("d", 22, probe=False)  # 20, 21, 22
+    assert await breakers.admit("d", 22) is Verdict.refuse
+    assert (await breakers.view("d", 22)).state == "open"
 
 
-async def test_one_probe_after_the_cool_down_closes_it() -> None:
-    b = InProcessBreakers(POLICY)
-    await _open(b)
-    assert await b.admit("d", 31) is Verdict.refuse  # opened at 2: cools until 32
-    assert (await b.view("d", 33)).state == "half_open"
-    assert await b.admit("d", 33) is Verdict.probe
-    assert await b.admit("d", 33.1) is Verdict.refuse  # only one probe at a time
-    await b.succeeded("d", 34, probe=True)
-    assert await b.admit("d", 34) is Verdict.admit
-    assert (await b.view("d", 34)).state == "closed"
+async def test_one_probe_after_the_cool_down_closes_it(breakers: BreakerStore) -> None:
+    await _open(breakers)
+    assert await breakers.admit("d", 31) is Verdict.refuse  # opened at 2: cools until 32
+    assert (await breakers.view("d", 33)).state == "half_open"
+    assert await breakers.admit("d", 33) is Verdict.probe
+    assert await breakers.admit("d", 33.1) is Verdict.refuse  # only one probe at a time
+    await breakers.succeeded("d", 34, probe=True)
+    assert await breakers.admit("d", 34) is Verdict.admit
+    assert (await breakers.view("d", 34)).state == "closed"
 
 
-async def test_a_failed_probe_reopens_for_a_full_cool_down() -> None:
-    b = InProcessBreakers(POLICY)
-    await _open(b)
-    assert await b.admit("d", 40) is Verdict.probe
-    await b.failed("d", 41, probe=True)
-    assert await b.admit("d", 70) is Verdict.refuse
-    assert await b.admit("d", 71) is Verdict.probe
-    view = await b.view("d", 71)
+async def test_a_failed_probe_reopens_for_a_full_cool_down(breakers: BreakerStore) -> None:
+    await _open(breakers)
+    assert await breakers.admit("d", 40) is Verdict.probe
+    await breakers.failed("d", 41, probe=True)
+    assert await breakers.admit("d", 70) is Verdict.refuse
+    assert await breakers.admit("d", 71) is Verdict.probe
+    view = await breakers.view("d", 71)
     assert view.opened == 2
 
 
-async def test_a_lost_probe_frees_its_slot() -> None:
-    b = InProcessBreakers(POLICY)
-    await _open(b)
-    assert await b.admit("d", 40) is Verdict.probe
-    assert await b.admit("d", 99) is Verdict.refuse
-    assert await b.admit("d", 101) is Verdict.probe  # the lease (60 s) ran out
-    await b.abandoned("d", probe=True)
-    assert await b.admit("d", 101.5) is Verdict.probe  # a cancelled probe hands over at once
+async def test_a_lost_probe_frees_its_slot(breakers: BreakerStore) -> None:
+    await _open(breakers)
+    assert await breakers.admit("d", 40) is Verdict.probe
+    assert await breakers.admit("d", 99) is Verdict.refuse
+    assert await breakers.admit("d", 101) is Verdict.probe  # the lease (60 s) ran out
+    await breakers.abandoned("d", probe=True)
+    assert await breakers.admit("d", 101.5) is Verdict.probe  # a cancelled probe hands over at once
 
 
-async def test_late_failures_do_not_touch_an_open_breaker_and_reset_closes_it() -> None:
-    b = InProcessBreakers(POLICY)
-    await _open(b)
-    await b.failed("d", 31, probe=False)  # admitted before it opened
-    assert await b.admit("d", 33) is Verdict.probe  # the cool-down was not extended
-    await b.reset("d")
-    assert await b.admit("d", 33) is Verdict.admit
+async def test_late_failures_do_not_touch_an_open_breaker_and_reset_closes_it(breakers: BreakerStore) -> None:
+    await _open(breakers)
+    await breakers.failed("d", 31, probe=False)  # admitted before it opened
+    assert await breakers.admit("d", 33) is Verdict.probe  # the cool-down was not extended
+    await breakers.reset("d")
+    assert await breakers.admit("d", 33) is Verdict.admit
 
 
 def test_aimd_halves_once_per_round_and_recovers_by_one() -> None:

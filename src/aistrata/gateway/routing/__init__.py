@@ -8,6 +8,7 @@ it fails.
     strategies   round-robin, weighted, least-busy, latency-based, cost-based
     stats        in-flight counts, latency averages, AIMD adaptive limits
     breaker      the circuit breaker state machine behind the `BreakerStore` protocol
+    shared_breakers  the same breakers in Redis, shared by every replica
     attempts     one request's attempts: retries, backoff, fallback chains
     dispatcher   the `Dispatcher` that ties them together
     views        what the management API shows
@@ -22,21 +23,24 @@ from ...providers.registry import Registry
 from ..config import Settings
 from ..dispatch import Dispatcher
 from ..router import Router
+from ..state import FallbackState
 from .breaker import BreakerStore, BreakerView, InProcessBreakers, Verdict
 from .dispatcher import RoutingDispatcher
 from .policy import RoutingPolicy, load_policy
+from .shared_breakers import SharedBreakers
 
-__all__ = ["BreakerStore", "BreakerView", "InProcessBreakers", "RoutingDispatcher", "RoutingPolicy", "Verdict",
-           "build_dispatcher", "load_policy"]
+__all__ = ["BreakerStore", "BreakerView", "InProcessBreakers", "RoutingDispatcher", "RoutingPolicy",
+           "SharedBreakers", "Verdict", "build_dispatcher", "load_policy"]
 
 
 def build_dispatcher(settings: Settings, router: Router, registry: Registry, http: HttpClient, state: Any) -> Dispatcher:
-    """The routing dispatcher for `settings`. Breaker state is in process for now; `state`
-    (the shared backend) will carry it across replicas once it offers a `BreakerStore`."""
+    """The routing dispatcher for `settings`. Breaker state is in process, or in Redis when
+    `state` is (a Redis URL is set), so every replica skips the same broken deployments."""
     policy = load_policy(settings)
     for name, rule in policy.complexity.items():
         # Other stages (admission checks, budgets, the model list) resolve a complexity group
         # as its large model: the worst case is the safe estimate.
         if name not in settings.groups:
             settings.aliases.setdefault(name, rule.complex)
-    return RoutingDispatcher(router, registry, http, policy)
+    breakers = SharedBreakers(policy.breaker, state) if isinstance(state, FallbackState) else None
+    return RoutingDispatcher(router, registry, http, policy, breakers)

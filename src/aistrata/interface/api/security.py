@@ -4,7 +4,7 @@
     GET    /api/kill-switches              the switches in force and the read-only flag
     POST   /api/kill-switches              {scope, value?, reason?} -> 201 (scope: gateway, model,
                                            deployment, provider, key, team, workflow)
-    DELETE /api/kill-switches/{id}         id as listed: "gateway", "model:gpt", ...
+    DELETE /api/kill-switches/{id}         id as listed ("gateway", "model:gpt"), URL-encoded
     GET    /api/read-only                  POST /api/read-only {enabled, reason?}
     GET    /api/audit?since=&until=&action=&actor=&result=&limit=&before_seq=   newest first
     GET    /api/audit/verify               walks the hash chain; names the first broken row
@@ -104,7 +104,7 @@ def routes(services: Any) -> list[Route]:
     return [
         Route("/api/kill-switches", admin(list_switches), methods=["GET"]),
         Route("/api/kill-switches", admin(add_switch), methods=["POST"]),
-        Route("/api/kill-switches/{id}", admin(remove_switch), methods=["DELETE"]),
+        Route("/api/kill-switches/{id:path}", admin(remove_switch), methods=["DELETE"]),
         Route("/api/read-only", admin(get_read_only), methods=["GET"]),
         Route("/api/read-only", admin(set_read_only), methods=["POST"]),
         Route("/api/audit", admin(audit), methods=["GET"]),

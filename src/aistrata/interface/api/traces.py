@@ -36,6 +36,7 @@ from ...observe.traces import (
 )
 from ...observe.traces import otlp
 from ...observe.traces.export import requests_jsonl
+from ...store.paging import decode_cursor
 from ...store.request_log import RequestFilters
 from ..management import guard
 
@@ -175,6 +176,8 @@ def _filters(request: Request) -> tuple[SpanFilters, int, str | None]:
         if filters.trace_id:
             filters.trace_id = normalise_trace_id(filters.trace_id)
         limit = int(q.get("limit") or 50)
+        if q.get("cursor"):
+            decode_cursor(q["cursor"])  # a forged cursor is the caller's error (400), not ours
     except ValueError as exc:
         raise bad_request(f"bad filter value: {exc}") from exc
     return filters, limit, q.get("cursor") or None

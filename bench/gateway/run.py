@@ -7,8 +7,14 @@ Method
 * The targets run one after another, each pinned to core 0 with one worker:
     - ``fake``    -- wrk hits the fake upstream directly (the baseline),
     - ``gateway`` -- ``python -m aistrata.interface.cli serve`` in front of the fake,
+    - ``gateway-key`` -- the same gateway called with a virtual key (per-key stages need one),
+    - ``gateway-stages`` -- ``gateway-key`` with its stages on: per-key limits (requests and
+      tokens per minute, never reached), a per-key budget (a model_info price, so the
+      worst-case reservation and the settlement run) and the exact cache (in memory),
     - ``litellm`` -- LiteLLM 1.110.2 (``bench/gateway/peer.py``, its own venv) in front of the fake.
-  Both proxies route model ``bench-model`` to the fake, so the same wrk script hits all three.
+  Both proxies route model ``bench-model`` to the fake, so the same wrk script hits all of them.
+  Every request's prompt ends in a counter unique to the wrk run and thread, so a cache, when
+  on, misses every time (its lookup and its store both run). Streams are not cached.
 * For each target: time from spawn to ready (first 200 on ``/ready`` for the gateway,
   ``/health/liveliness`` for LiteLLM), idle RSS (1 s after ready, before any request),
   one whole and one streamed request checked for a sane body, then for each mode
@@ -25,10 +31,13 @@ Method
 * Ratios are gateway / LiteLLM, checked against the targets from the issue:
   throughput >= 20x (whole and streamed, peak over concurrencies), added p50 at c=1
   <= 1/15 (whole and streamed), idle RSS <= 1/3, gateway ready within 1.5 s.
+* Stage cost: gateway-stages / gateway-key (the same caller, so only the stages differ) at
+  each mode and concurrency, throughput and CPU ms/request, each checked against "within
+  15%" (rps ratio >= 0.85, CPU ratio <= 1.15).
 
 Results go to ``bench/results/gateway-<date>[-quick].json``; a Markdown report goes to stdout.
 
-    python bench/gateway/run.py [--quick] [--duration 10] [--only fake,gateway,litellm]
+    python bench/gateway/run.py [--quick] [--duration 10] [--only fake,gateway,gateway-key,gateway-stages,litellm]
 """
 
 from __future__ import annotations
@@ -62,15 +71,41 @@ LOAD_CPU = "1"       # fake upstream + wrk
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-TARGETS = ("fake", "gateway", "litellm")
+TARGETS = ("fake", "gateway", "gateway-key", "gateway-stages", "litellm")
+GATEWAYS = ("gateway", "gateway-key", "gateway-stages")
 GOALS = {"rps_ratio_min": 20.0, "added_p50_c1_ratio_max": 1 / 15,
-         "idle_rss_ratio_max": 1 / 3, "gateway_ready_s_max": 1.5}
+         "idle_rss_ratio_max": 1 / 3, "gateway_ready_s_max": 1.5, "stage_cost_max": 0.15}
+BARE_TOKEN = "sk-bench"  # any token will do: the bare gateway runs open (loopback), LiteLLM without a key
+# gateway-stages: $1/M tokens in and out, limits and a budget far out of reach.
+PRICE = {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}
+STAGES = {
+    "limits": [{"scope": "key", "requests_per_minute": 10**9, "tokens_per_minute": 10**12}],
+    "budgets": [{"scope": "key", "max_usd": 10**9, "period": "daily"}],
+    "cache": {"enabled": True, "backend": "memory"},
+}
 
+# The body is split around the prompt's end, where "<run salt>-<thread>-<n>" goes (a fresh
+# prompt per request). The salt comes from the command line, so warm-up and measured runs differ.
 WRK_LUA = """
 wrk.method = "POST"
-wrk.body = '%(body)s'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+local head, tail = '%(head)s', '%(tail)s'
+local threads, salt, n = 0, "", 0
+
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+init = function(args)
+  salt = args[1] or ""
+end
+
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, head .. " " .. salt .. "-" .. tid .. "-" .. n .. tail)
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -199,11 +234,12 @@ def tail(path: Path, n: int = 30) -> str:
 
 # ---------------------------------------------------------------- HTTP helpers
 
-def request(method: str, port: int, path: str, body: dict | None = None, timeout: float = 30):
+def request(method: str, port: int, path: str, body: dict | None = None, timeout: float = 30,
+            token: str = BARE_TOKEN):
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read().decode(errors="replace")
@@ -225,35 +261,41 @@ def wait_ready(proc: Proc, port: int, path: str, timeout: float = 120) -> float:
     raise RuntimeError(f"{proc.name} not ready on {path} after {timeout}s:\n{tail(proc.log)}")
 
 
+PROMPT = "Say hello"
+
+
 def chat_body(stream: bool) -> dict:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
     if stream:
         body["stream"] = True
     return body
 
 
-def check_replies(port: int) -> None:
+def check_replies(port: int, token: str) -> None:
     """One whole and one streamed completion; raise unless both look like OpenAI replies."""
-    status, text = request("POST", port, "/v1/chat/completions", chat_body(False))
+    status, text = request("POST", port, "/v1/chat/completions", chat_body(False), token=token)
     if status != 200 or '"choices"' not in text:
         raise RuntimeError(f"whole reply: {status} {text[:300]}")
-    status, text = request("POST", port, "/v1/chat/completions", chat_body(True))
+    status, text = request("POST", port, "/v1/chat/completions", chat_body(True), token=token)
     if status != 200 or "data: [DONE]" not in text:
         raise RuntimeError(f"streamed reply: {status} {text[:300]}")
 
 
 # ---------------------------------------------------------------- load generation
 
-def wrk_script(workdir: Path, stream: bool) -> Path:
-    path = workdir / ("stream.lua" if stream else "whole.lua")
-    path.write_text(WRK_LUA % {"body": json.dumps(chat_body(stream))})
+def wrk_script(workdir: Path, name: str, stream: bool, token: str) -> Path:
+    path = workdir / f"{name}-{'stream' if stream else 'whole'}.lua"
+    body = json.dumps(chat_body(stream))
+    head, tail = body.split(PROMPT + '"', 1)
+    path.write_text(WRK_LUA % {"token": token, "head": head + PROMPT, "tail": '"' + tail})
     return path
 
 
 def run_wrk(port: int, script: Path, conns: int, seconds: float) -> dict:
     threads = 2 if conns >= 64 else 1
     cmd = ["taskset", "-c", LOAD_CPU, "wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(seconds))}s",
-           "--timeout", "10s", "-s", str(script), f"http://{HOST}:{port}/v1/chat/completions"]
+           "--timeout", "10s", "-s", str(script), f"http://{HOST}:{port}/v1/chat/completions",
+           "--", str(time.time_ns())]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
@@ -283,14 +325,25 @@ def measure(port: int, script: Path, conns: int, seconds: float, pid: int, fake_
 
 # ---------------------------------------------------------------- targets
 
-def gateway_config(workdir: Path, fake_port: int) -> Path:
-    path = workdir / "gateway.yaml"
-    path.write_text(json.dumps({"model_list": [{
-        "model_name": MODEL,
-        "litellm_params": {"model": f"openai/{MODEL}",
-                           "api_base": f"http://{HOST}:{fake_port}/v1", "api_key": "fake-key"},
-    }]}, indent=2))  # JSON is YAML
+def gateway_config(workdir: Path, name: str, fake_port: int) -> Path:
+    path = workdir / f"{name}.yaml"
+    model = {"model_name": MODEL,
+             "litellm_params": {"model": f"openai/{MODEL}",
+                                "api_base": f"http://{HOST}:{fake_port}/v1", "api_key": "fake-key"}}
+    config: dict = {"model_list": [model]}
+    if name == "gateway-stages":
+        model["model_info"] = PRICE
+        config.update(STAGES)
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
+
+
+def virtual_key(port: int) -> str:
+    """A fresh virtual key (the per-key limits and budget need a key to count against)."""
+    status, text = request("POST", port, "/api/keys", {"alias": "bench"})
+    if status != 201:
+        raise RuntimeError(f"creating a key: {status} {text[:300]}")
+    return json.loads(text)["key"]
 
 
 def gateway_launcher() -> list[str]:
@@ -299,11 +352,11 @@ def gateway_launcher() -> list[str]:
 
 def start_target(name: str, workdir: Path, fake_port: int) -> tuple[Proc, int, str]:
     port = free_port()
-    if name == "gateway":
-        data = workdir / "gateway-data"
+    if name in GATEWAYS:
+        data = workdir / f"{name}-data"
         data.mkdir(exist_ok=True)
         cmd = [*gateway_launcher(), "serve", "--host", HOST, "--port", str(port),
-               "--config", str(gateway_config(workdir, fake_port)), "--data-dir", str(data),
+               "--config", str(gateway_config(workdir, name, fake_port)), "--data-dir", str(data),
                "--log-level", "warning"]
         return spawn(name, cmd, TARGET_CPU, workdir, main_env()), port, "/ready"
     if name == "litellm":
@@ -327,11 +380,12 @@ def bench_target(name: str, args, workdir: Path, fake: Proc, fake_port: int) -> 
             result["ready_s"] = wait_ready(proc, port, ready_path)
             time.sleep(1)
             result["idle_rss_mib"] = rss_mib(pid)
+        token = virtual_key(port) if name in GATEWAYS[1:] else BARE_TOKEN
         t0 = time.monotonic()
-        check_replies(port)
+        check_replies(port, token)
         result["first_replies_s"] = time.monotonic() - t0
         for stream in args.modes:
-            script = wrk_script(workdir, stream)
+            script = wrk_script(workdir, name, stream, token)
             for conns in args.concurrency:
                 run_wrk(port, script, conns, args.warmup)
                 r = measure(port, script, conns, args.duration, pid, fake.pid)
@@ -339,7 +393,7 @@ def bench_target(name: str, args, workdir: Path, fake: Proc, fake_port: int) -> 
                 result["runs"].append(r)
                 log_run(name, r)
         result["loaded_rss_mib"] = rss_mib(pid)
-        check_replies(port)  # still answering sensibly after the load
+        check_replies(port, token)  # still answering sensibly after the load
     except Exception as exc:  # report and go on with the other targets
         result["failed"] = str(exc)
         print(f"\n!!! {name} FAILED: {exc}\n", file=sys.stderr)
@@ -352,7 +406,7 @@ def bench_target(name: str, args, workdir: Path, fake: Proc, fake_port: int) -> 
 def log_run(name: str, r: dict) -> None:
     err = f"  !!! {r['errors']} ERRORS {r['error_detail']}" if r["errors"] else ""
     cpu = f" cpu {r['cpu_ms_per_req']:.2f} ms/req" if r.get("cpu_ms_per_req") else ""
-    print(f"  {name:8} {r['mode']:6} c={r['concurrency']:<3} {r['rps']:9.1f} rps  "
+    print(f"  {name:14} {r['mode']:6} c={r['concurrency']:<3} {r['rps']:9.1f} rps  "
           f"p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms{cpu}{err}", file=sys.stderr, flush=True)
 
 
@@ -366,7 +420,7 @@ def find(results: dict, target: str, mode: str, conns: int) -> dict | None:
 
 
 def add_added_latency(results: dict) -> None:
-    for target in ("gateway", "litellm"):
+    for target in (*GATEWAYS, "litellm"):
         for r in results.get(target, {}).get("runs", []):
             base = find(results, "fake", r["mode"], r["concurrency"])
             if base:
@@ -415,6 +469,23 @@ def comparisons(results: dict, args) -> list[dict]:
     return rows
 
 
+def stage_costs(results: dict, args) -> list[dict]:
+    """gateway-stages / gateway-key per mode and concurrency: what the stages cost."""
+    rows = []
+    limit = GOALS["stage_cost_max"]
+    for mode in args.mode_names:
+        for conns in args.concurrency:
+            s, b = find(results, "gateway-stages", mode, conns), find(results, "gateway-key", mode, conns)
+            if not (s and b):
+                continue
+            rps, cpu = ratio(s["rps"], b["rps"]), ratio(s["cpu_ms_per_req"], b["cpu_ms_per_req"])
+            rows.append({"mode": mode, "concurrency": conns, "rps_stages": s["rps"], "rps_bare": b["rps"],
+                         "rps_ratio": rps, "rps_pass": None if rps is None else rps >= 1 - limit,
+                         "cpu_ms_stages": s["cpu_ms_per_req"], "cpu_ms_bare": b["cpu_ms_per_req"],
+                         "cpu_ratio": cpu, "cpu_pass": None if cpu is None else cpu <= 1 + limit})
+    return rows
+
+
 def fmt(v, digits=2) -> str:
     if v is None:
         return "–"
@@ -433,7 +504,7 @@ def failure_note(res: dict) -> str:
     return "**FAILED**: " + note.replace("|", "\\|")[:300]
 
 
-def markdown(results: dict, comps: list[dict], meta: dict) -> str:
+def markdown(results: dict, comps: list[dict], stages: list[dict], meta: dict) -> str:
     out = [f"### Gateway benchmark, {meta['date']}{' (quick)' if meta['quick'] else ''}", "",
            f"{meta['cpu']}, {meta['nproc']} cores; targets on core {TARGET_CPU}, fake upstream + wrk on core "
            f"{LOAD_CPU}; {meta['duration_s']} s per run after {meta['warmup_s']} s warm-up; LiteLLM {peer.VERSION}; "
@@ -455,6 +526,15 @@ def markdown(results: dict, comps: list[dict], meta: dict) -> str:
         for c in comps:
             out.append(f"| {c['metric']} | {fmt(c['gateway'])} | {fmt(c['litellm'])} | {fmt(c['ratio'], 3)} | "
                        f"{c['goal'] or ''} | {fmt(c['pass']) if c['pass'] is not None else ''} |")
+    if stages:
+        out += ["", "Stage cost: gateway-stages (limits, budget, cache: every request a miss) / gateway-key "
+                "(no stages, the same virtual key); goal: within 15%.", "",
+                "| mode | conc | rps stages | rps no stages | rps ratio | result | CPU ms/req stages | CPU ms/req no stages | "
+                "CPU ratio | result |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+        for c in stages:
+            out.append(f"| {c['mode']} | {c['concurrency']} | {c['rps_stages']:.1f} | {c['rps_bare']:.1f} | "
+                       f"{fmt(c['rps_ratio'], 3)} | {fmt(c['rps_pass'])} | {fmt(c['cpu_ms_stages'])} | "
+                       f"{fmt(c['cpu_ms_bare'])} | {fmt(c['cpu_ratio'], 3)} | {fmt(c['cpu_pass'])} |")
     total_errors = sum(r["errors"] for res in results.values() for r in res.get("runs", []))
     if total_errors:
         out += ["", f"**!!! {total_errors} request errors in this run — the figures above are not trustworthy.**"]
@@ -479,7 +559,7 @@ def parse_args():
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, c=1 and 16")
     ap.add_argument("--duration", type=float, default=None, help="seconds per measured run (default 10)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per run (default 3)")
-    ap.add_argument("--only", default=",".join(TARGETS), help="comma list of fake,gateway,litellm")
+    ap.add_argument("--only", default=",".join(TARGETS), help="comma list of " + ",".join(TARGETS))
     ap.add_argument("--fake-module", default="aistrata.testing.fake_upstream",
                     help="module run as the fake upstream (for testing the harness)")
     ap.add_argument("--no-install", action="store_true", help="do not create/refresh the LiteLLM venv")
@@ -518,10 +598,12 @@ def main() -> int:
     meta["loadavg_end"] = os.getloadavg()
     add_added_latency(results)
     comps = comparisons(results, args)
+    stages = stage_costs(results, args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"gateway-{meta['date']}{'-quick' if args.quick else ''}.json"
-    out.write_text(json.dumps({"meta": meta, "results": results, "comparisons": comps}, indent=2) + "\n")
-    print(markdown(results, comps, meta))
+    out.write_text(json.dumps({"meta": meta, "results": results, "comparisons": comps, "stage_costs": stages},
+                              indent=2) + "\n")
+    print(markdown(results, comps, stages, meta))
     print(f"\nwrote {out.relative_to(REPO)}", file=sys.stderr)
     errors = sum(r["errors"] for res in results.values() for r in res.get("runs", []))
     if errors:

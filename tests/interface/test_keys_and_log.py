@@ -155,3 +155,14 @@ def test_health_and_ready(secured_gateway: GatewayServer) -> None:
     assert httpx.get(secured_gateway.url + "/health").json() == {"status": "ok"}
     r = httpx.get(secured_gateway.url + "/ready")
     assert r.status_code == 200 and r.json()["database"] == "ok"
+
+
+def test_cli_key_role(secured_gateway: GatewayServer, upstream: FakeUpstream) -> None:
+    data_dir = secured_gateway.services.settings.data_dir
+    out = subprocess.run([sys.executable, "-m", "aistrata.interface.cli", "keys", "create", "--data-dir", str(data_dir),
+                          "--team", "green", "--role", "viewer"], capture_output=True, text=True, check=True)
+    created = json.loads(out.stdout)
+    assert created["role"] == "viewer"
+    with pytest.raises(openai.PermissionDeniedError):  # viewers read their team's data; no data plane
+        openai.OpenAI(base_url=secured_gateway.url + "/v1", api_key=created["key"], max_retries=0).chat.completions.create(
+            model="gpt", messages=MSG)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -39,6 +41,18 @@ def test_schemathesis_finds_no_server_errors(target: GatewayServer) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 50  # the data plane and every management endpoint
 
+    try:
+        _fuzz(target, operations, ran, failures)
+    finally:  # the fuzzer may have turned kill switches or read-only mode on: undo for the next tests
+        with httpx.Client(base_url=target.url, headers=ADMIN) as http:
+            for switch in http.get("/api/kill-switches").json()["data"]:
+                http.delete("/api/kill-switches/" + quote(switch["id"], safe=""))
+            http.post("/api/read-only", json={"enabled": False})
+    print(f"schemathesis: {len(ran)} cases over {len(operations)} operations")
+    assert not failures, "\n".join(failures[:20])
+
+
+def _fuzz(target: GatewayServer, operations: list[Any], ran: list[str], failures: list[str]) -> None:
     for operation in operations:
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
@@ -51,8 +65,6 @@ def test_schemathesis_finds_no_server_errors(target: GatewayServer) -> None:
                 failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code} {response.text[:200]}")
 
         run()
-    print(f"schemathesis: {len(ran)} cases over {len(operations)} operations")
-    assert not failures, "\n".join(failures[:20])
 
 
 def _raw(target: GatewayServer, request: bytes) -> tuple[int, bytes]:
@@ -93,7 +105,7 @@ def _dialect_ok(path: str, body: bytes) -> bool:
     ("wrong content type", b"model=gpt&messages=hi", "application/x-www-form-urlencoded"),
     ("empty", b"", "application/json"),
     ("oversized", b'{"model": "' + b"x" * (2 << 20) + b'"}', "application/json"),
-])
+], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "")
 def test_hostile_bodies_get_clean_4xx(target: GatewayServer, path: str, case: str, body: bytes,
                                       content_type: str) -> None:
     status, data = _raw(target, _post(path, body, content_type))
@@ -108,9 +120,9 @@ def test_hostile_bodies_get_clean_4xx(target: GatewayServer, path: str, case: st
     ("CR/LF in a header value", b"x-aistrata-tags: a\r\n\rinjected: yes\r\n"),
     ("bare LF in a header value", b"x-aistrata-tags: a\ninjected: yes\r\n"),
     ("NUL in a header value", b"x-aistrata-tags: a\x00b\r\n"),
-    ("huge header", b"x-aistrata-tags: " + b"a" * (1 << 20) + b"\r\n"),
-    ("many headers", b"".join(b"x-h%d: v\r\n" % i for i in range(5000))),
-])
+    ("huge header", b"x-aistrata-tags: " + b"a" * (200 << 10) + b"\r\n"),
+    ("many headers", b"".join(b"x-h%d: v\r\n" % i for i in range(2000))),
+], ids=lambda v: v if isinstance(v, str) else "")
 def test_header_injection_gets_clean_4xx(target: GatewayServer, case: str, extra: bytes) -> None:
     body = b'{"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}'
     status, data = _raw(target, _post("/v1/chat/completions", body, extra=extra))

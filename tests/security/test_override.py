@@ -22,7 +22,7 @@ from .conftest import Tenancy, serve, stop
 
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
 # A Redis database of its own: a gateway-wide switch must not reach other suites' gateways.
-REDIS_URL = os.environ.get("AISTRATA_TEST_REDIS_URL", "redis://127.0.0.1:6379") + "/13"
+REDIS_URL = os.environ.get("AISTRATA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/13"
 
 
 def chat(http: httpx.Client, headers: dict[str, str], model: str = "gpt", **extra: object) -> httpx.Response:

@@ -42,7 +42,7 @@ def test_ip_allowlist(tenancy: Tenancy) -> None:
 
 @pytest.fixture(scope="module")
 def small_bodies(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    config = {**gateway_config(fake.url), "security": {"max_body_bytes": 4096}}
+    config = {**gateway_config(fake.url), "security": {"max_body_bytes": 4096, "access_log": True}}
     env = {**provider_env(fake.url), "AISTRATA_MASTER_KEY": MASTER_KEY}
     with GatewayServer(data_dir=tmp_path_factory.mktemp("gw-small"), config=config, env=env) as gw:
         yield gw
@@ -66,6 +66,18 @@ def test_body_size_limit_is_configurable(small_bodies: GatewayServer) -> None:
 
         r = http.post("/api/keys", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413, r.text
+
+
+def test_access_log_has_one_line_per_request_and_no_secrets(small_bodies: GatewayServer,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="aistrata.access"), httpx.Client(base_url=small_bodies.url) as http:
+        http.post("/v1/chat/completions?token=abc", json=CHAT, headers=ADMIN)
+        http.get("/api/keys", headers={"authorization": "Bearer sk-ast-wrong"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "aistrata.access"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("POST /v1/chat/completions 200 key=master ip=127.0.0.1 ")
+    assert lines[1].startswith("GET /api/keys 401 key=- ip=127.0.0.1 ")
+    assert not any(s in "".join(lines) for s in (MASTER_KEY, "sk-ast-wrong", "token=abc"))
 
 
 # ---- TLS -----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ log = logging.getLogger("aistrata.security")
 
 ENV_VAR = "AISTRATA_ENCRYPTION_KEY"
 PREFIX = "enc1:"
-# Fallback masking when the guard package offers no `mask_text`: the formats most often pasted.
+# Fallback masking without the guard extra: the formats most often pasted.
 _PATTERNS = (
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[EMAIL]"),
     (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[NUMBER]"),
@@ -45,11 +45,13 @@ def regex_mask(text: str) -> str:
 
 
 def masker() -> Callable[[str], str]:
-    """The guard package's `mask_text` when it has one, else `regex_mask`."""
-    from .. import guard
-
-    found = getattr(guard, "mask_text", None)
-    return found if callable(found) else regex_mask
+    """The guard package's detectors when the `guard` extra is installed, else `regex_mask`."""
+    try:
+        from ..guard.masking import mask_text
+    except ImportError:
+        log.warning("the guard extra is not installed: stored payloads are masked by simple patterns only")
+        return regex_mask
+    return mask_text
 
 
 class PayloadCipher:

@@ -3,7 +3,7 @@ switches, payload protection, JWT verification, and the retention of audit rows 
 
     security:
       max_body_bytes: 33554432     # request bodies, data plane and management (413 above)
-      access_log: true             # one line per request on the `aistrata.access` logger
+      access_log: false            # true: one line per request on the `aistrata.access` logger
       mask_payloads: false         # mask PII and secrets in stored prompts and completions
     audit: {retention_days: 730}   # never below 365
     observe: {retention: {payloads: 30}}   # drop prompts/completions from spans after 30 days
@@ -37,7 +37,7 @@ DAY_MS = 86_400_000
 @dataclass(slots=True, frozen=True)
 class SecuritySettings:
     max_body_bytes: int = DEFAULT_MAX_BODY
-    access_log: bool = True
+    access_log: bool = False  # off by default: a log line costs more than the gateway's own work
     audit_days: float | None = None
     payload_days: float | None = None
     interval_s: float = 3600.0
@@ -50,7 +50,7 @@ class SecuritySettings:
         payloads = (observe.get("retention") or {}).get("payloads")
         return cls(
             max_body_bytes=int(section.get("max_body_bytes") or DEFAULT_MAX_BODY),
-            access_log=bool(section.get("access_log", True)),
+            access_log=bool(section.get("access_log", False)),
             audit_days=None if audit.get("retention_days") is None else float(audit["retention_days"]),
             payload_days=None if payloads is None else float(payloads),
             interval_s=float(observe.get("retention_interval_s") or 3600),

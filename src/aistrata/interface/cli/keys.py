@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ...core import GatewayError, now_ms
+from ...security.roles import ROLES
 from ...store.keys import KeyStore
 from ...store.migrations import ensure_schema
 from ..management import key_json, parse_duration_ms
@@ -34,8 +35,10 @@ def keys() -> None:
 @click.option("--model", "models", multiple=True, help="Allowed model (repeat; a trailing * matches a prefix).")
 @click.option("--expires-in", help="Lifetime such as 30m, 12h, 90d.")
 @click.option("--metadata", help="JSON object stored with the key.")
+@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
 def create(config_path: Path | None, data_dir: Path | None, alias: str | None, user_id: str | None,
-           team_id: str | None, models: tuple[str, ...], expires_in: str | None, metadata: str | None) -> None:
+           team_id: str | None, models: tuple[str, ...], expires_in: str | None, metadata: str | None,
+           role: str) -> None:
     """Issue a key; it is printed once and stored only as a hash."""
     try:
         expires_at = now_ms() + parse_duration_ms(expires_in) if expires_in else None
@@ -47,6 +50,7 @@ def create(config_path: Path | None, data_dir: Path | None, alias: str | None, u
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--metadata") from exc
     raw, record = _store(config_path, data_dir).create(
         alias=alias, user_id=user_id, team_id=team_id, models=list(models), expires_at=expires_at, metadata=meta,
+        role=role,
     )
     click.echo(json.dumps({"key": raw, **key_json(record)}, indent=2))
 

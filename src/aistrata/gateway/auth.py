@@ -6,7 +6,7 @@ not wait on the database, and a revocation on this node drops the cache entry at
 whose metadata lists `allowed_ips` (CIDRs) is refused from any other address. JWT bearer
 tokens are checked by a `TokenVerifier` (see `aistrata.security.jwt`) when one is configured.
 
-Every principal has a role (see `aistrata.security.roles`): the master key and the anonymous
+Every principal has a role (see `aistrata.gateway.roles`): the master key and the anonymous
 loopback caller are admins, a key's role is in its record, a JWT's in a claim.
 """
 
@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 from ..core import ErrorKind, GatewayError
 from ..providers.base import Secret
-from ..security.roles import Reach, Role, reach_of
+from .roles import Reach, Role, reach_of
 from ..store.keys import KeyRecord, KeyStore, hash_key
 
 KEY_PREFIX = "sk-ast-"
@@ -76,7 +76,7 @@ class Principal:
 
     @property
     def reach(self) -> Reach:
-        """The rows this caller may read (see `security.roles`)."""
+        """The rows this caller may read (see `gateway.roles`)."""
         return reach_of(self.role, self.key_id, self.user_id, self.team_id)
 
     @property

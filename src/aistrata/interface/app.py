@@ -36,7 +36,7 @@ from ..store.db import Database
 from ..store.keys import KeyStore
 from ..store.migrations import ensure_schema
 from ..store.request_log import RequestLog
-from ..security.perimeter import Perimeter
+from .perimeter import Perimeter
 from ..security.service import Security
 from . import api, openapi
 from .api import security as security_api

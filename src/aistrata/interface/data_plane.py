@@ -29,7 +29,7 @@ from ..core import (
 from ..gateway.auth import ANONYMOUS, Authenticator, Principal, token_from_headers
 from ..gateway.context import RequestContext
 from ..gateway.pipeline import Gateway, internal_error
-from ..security.perimeter import PRINCIPAL_SCOPE_KEY
+from .perimeter import PRINCIPAL_SCOPE_KEY
 from .asgi import SSE_HEADERS, Receive, Scope, Send, header_map, parse_json, read_body, send_bytes, send_json
 from .dialects import anthropic as anthropic_dialect
 from .dialects import openai as openai_dialect

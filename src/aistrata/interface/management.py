@@ -1,7 +1,7 @@
 """Management API: health, readiness, the model list, virtual keys and the request log.
 
 Errors use the OpenAI error shape. Every endpoint goes through `guard`, which authenticates
-the caller and enforces its role (see `aistrata.security.roles`); handlers narrow what they
+the caller and enforces its role (see `aistrata.gateway.roles`); handlers narrow what they
 read to the caller's `reach` (a team, a key or a user; everything for an admin).
 """
 
@@ -24,8 +24,8 @@ from ..core import ErrorKind, GatewayError, bad_request, now_ms
 from ..gateway.auth import Authenticator, Principal, token_from_headers
 from ..gateway.router import Router
 from ..providers.http import HttpClient
-from ..security.perimeter import PRINCIPAL_SCOPE_KEY
-from ..security.roles import TEAM_GRANTABLE, Access, authorise, parse_role
+from .perimeter import PRINCIPAL_SCOPE_KEY
+from ..gateway.roles import TEAM_GRANTABLE, Access, authorise, parse_role
 from ..providers.registry import Registry
 from ..store.db import Database
 from ..store.keys import KeyRecord, KeyStore

@@ -1,6 +1,6 @@
 """Layer 2, observability: request records, the batched durable recorder, pricing."""
 
-from .pricing import Price, price
+from ..providers.pricing import Price, price
 from .recorder import Recorder, Sink
 from .records import RequestRecord
 

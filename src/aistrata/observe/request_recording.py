@@ -12,15 +12,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..gateway.context import RequestContext
-from .pricing import price
+from ..providers.pricing import deployment_price, price, price_override
 from .records import RequestRecord
 from .recorder import Recorder, Sink
 
 log = logging.getLogger(__name__)
-
-PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
-              "cache_creation_input_token_cost")
-
 
 def to_record(ctx: RequestContext) -> RequestRecord:
     dep = ctx.deployment
@@ -43,8 +39,8 @@ def to_record(ctx: RequestContext) -> RequestRecord:
         cache_hit=ctx.cache_hit, saved_usd=ctx.saved_usd, attempts=max(ctx.attempts, 1 if dep else 0),
         route=ctx.route or None,
     )
-    if dep is not None and any(k in dep.info for k in PRICE_KEYS):
-        found = price(dep.provider, dep.model, usage, override={k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info})
+    if dep is not None and price_override(dep):
+        found = deployment_price(dep, usage)
         if found is not None:
             rec.cost_usd, rec.price_version = found.cost_usd, found.version
     return rec

@@ -35,7 +35,7 @@ from jwt import PyJWK, PyJWKSet
 from ..core import ErrorKind, GatewayError
 from ..gateway.auth import Claims
 from ..gateway.config import ConfigError, resolve_secret
-from .roles import DEFAULT_ROLE, ROLES, Role
+from ..gateway.roles import DEFAULT_ROLE, ROLES, Role
 
 HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"]
 REFETCH_MIN_S = 1.0

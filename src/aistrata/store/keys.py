@@ -4,7 +4,7 @@ Only the SHA-256 of a key is stored; the raw key is shown once, at creation. A f
 the right one here: the input is a uniformly random 256-bit secret, so there is nothing for
 a slow password hash to protect, and the gateway hashes on every request. `key_prefix`
 keeps the start of the key ("sk-ast-" plus 8 characters) so people can tell keys apart.
-`role` is one of admin, team_admin, member (the default) and viewer (see `security.roles`).
+`role` is one of admin, team_admin, member (the default) and viewer (see `gateway.roles`).
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ...core import ChatRequest, ChatResponse
-from ...observe.pricing import price
-from ...observe.request_recording import PRICE_KEYS
+from ...providers.pricing import deployment_price
 from ..context import RequestContext
 from .codec import Entry, decode_entry, encode_entry
 from .keys import CacheControls, NamespaceBy, cache_key, namespace_prefix, tenant
@@ -86,8 +85,7 @@ class ExactCache:
         dep = ctx.deployment
         if controls.no_store or req.n > 1 or dep is None or not _storable(resp):
             return
-        override = {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info}
-        cost = price(dep.provider, dep.model, resp.usage, override=override or None)
+        cost = deployment_price(dep, resp.usage)
         entry = Entry(resp, dep.provider, dep.model, self.wall_clock(), cost.cost_usd if cost is not None else None)
         await self.store.set(self._key(req, ctx, controls), encode_entry(entry), controls.ttl or self.ttl)
         self.stats.stores += 1

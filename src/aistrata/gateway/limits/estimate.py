@@ -4,11 +4,9 @@ it may cost; and, after the call, what it truly cost."""
 from __future__ import annotations
 
 import math
-from typing import Mapping
 
 from ...core import ChatRequest, EmbeddingRequest, Usage
-from ...observe.pricing import price
-from ...observe.request_recording import PRICE_KEYS
+from ...providers.pricing import price, price_override
 from ...providers.base import Deployment
 from ...providers.tokens import count_tokens
 from ..context import RequestContext
@@ -36,11 +34,6 @@ def max_output_tokens(req: Request, dep: Deployment | None, default: int) -> int
         return req.max_tokens * max(req.n, 1)
     cap = dep.info.get("max_output_tokens") if dep else None
     return int(cap) * max(req.n, 1) if cap else default * max(req.n, 1)
-
-
-def price_override(dep: Deployment) -> Mapping[str, float] | None:
-    found = {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info}
-    return found or None
 
 
 def worst_case_usd(req: Request, candidates: list[Deployment], default_max_tokens: int) -> float | None:

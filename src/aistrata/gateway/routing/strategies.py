@@ -22,8 +22,7 @@ import random
 from typing import Protocol, Sequence
 
 from ...core import Usage
-from ...observe.pricing import price
-from ...observe.request_recording import PRICE_KEYS
+from ...providers.pricing import price, price_override
 from ...providers.base import Deployment
 from .capability import RequestProfile
 from .stats import StatsBook
@@ -88,7 +87,7 @@ class CostBased:
         """(USD per input token, USD per output token); infinite when unknown."""
         found = self._rates.get(dep.id)
         if found is None:
-            override = {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info} or None
+            override = price_override(dep)
             cin = price(dep.provider, dep.model, Usage(input_tokens=PRICE_SAMPLE), override)
             cout = price(dep.provider, dep.model, Usage(output_tokens=PRICE_SAMPLE), override)
             found = (math.inf, math.inf) if cin is None or cout is None else (

@@ -22,7 +22,7 @@ from ...gateway.auth import Principal
 from ...gateway.config import ConfigError
 from ...gateway.limits import BudgetGuard, BudgetStore, RateLimiter, Subjects
 from ...gateway.limits.spec import BUDGET_SCOPES, SCOPES
-from ...security.roles import Access
+from ...gateway.roles import Access
 from ..management import _json_body, guard
 
 Handler = Callable[[Request, Principal], Awaitable[Response]]

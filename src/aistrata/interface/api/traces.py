@@ -13,7 +13,7 @@ the request log as JSONL.
     GET  /api/requests/export    the request log as streamed JSONL (since, until)
 
 Ingested spans carry the sender's key, team and user. Reads are narrowed to the caller's
-reach (see `security.roles`): a team role its team's spans, a member its own; admins all.
+reach (see `gateway.roles`): a team role its team's spans, a member its own; admins all.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ...core import GatewayError, now_ms
-from ...security.roles import ROLES
+from ...gateway.roles import ROLES
 from ...store.keys import KeyStore
 from ...store.migrations import ensure_schema
 from ..management import key_json, parse_duration_ms

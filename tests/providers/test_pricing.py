@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aistrata.core import Usage
-from aistrata.observe import price
-from aistrata.observe.pricing import OVERRIDE_VERSION
+from aistrata.providers.pricing import price
+from aistrata.providers.pricing import OVERRIDE_VERSION
 
 M = 1_000_000
 
@@ -66,7 +66,7 @@ def test_linear_fast_path_agrees_with_genai_prices(provider: str, model: str) ->
     calculation (tiered models, like Claude Sonnet 4.5, take the exact path)."""
     import random
 
-    from aistrata.observe import pricing
+    from aistrata.providers import pricing
 
     rng = random.Random(7)
     found = pricing._models.lookup(provider, model)

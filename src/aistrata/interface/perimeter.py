@@ -24,9 +24,9 @@ import orjson
 from starlette.routing import BaseRoute, Match
 
 from ..core import ErrorKind, GatewayError
-from ..interface.dialects.openai import render_error
-from .audit import AuditEvent
-from .roles import WRITES
+from ..security.audit import AuditEvent
+from .dialects.openai import render_error
+from ..gateway.roles import WRITES
 
 access_log = logging.getLogger("aistrata.access")
 PRINCIPAL_SCOPE_KEY = "aistrata.principal"

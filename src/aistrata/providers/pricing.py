@@ -21,7 +21,8 @@ from genai_prices import Usage as PricesUsage
 from genai_prices.data_snapshot import DataSnapshot, get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
 
-from aistrata.core import Usage
+from ..core import Usage
+from .base import Deployment
 
 # Our provider ids that genai-prices spells differently; the rest are the same word.
 PROVIDER_ALIASES = {"gemini": "google", "xai": "x-ai"}
@@ -33,6 +34,20 @@ OVERRIDE_VERSION = "override"
 class Price:
     cost_usd: float
     version: str
+
+
+# LiteLLM's names for prices set on a deployment (`model_info`), which override the table.
+PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
+              "cache_creation_input_token_cost")
+
+
+def price_override(dep: Deployment) -> Mapping[str, float] | None:
+    return {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info} or None
+
+
+def deployment_price(dep: Deployment, usage: Usage) -> Price | None:
+    """The cost of `usage` on this deployment: its configured prices, else the table's."""
+    return price(dep.provider, dep.model, usage, price_override(dep))
 
 
 def price(

@@ -42,6 +42,8 @@ class RequestContext:
     # What was asked and answered (neutral types), for traces; streams are reassembled.
     request: Any = None
     response: Any = None
+    # Pre-call estimates stages share (input tokens per model), so each is computed once.
+    estimates: dict[Any, Any] = field(default_factory=dict)
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started

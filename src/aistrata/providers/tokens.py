@@ -51,10 +51,14 @@ class TokenCount:
     encoding: str | None
 
 
+_LONGEST_FIRST = sorted(ENCODING_PREFIXES, key=lambda p: -len(p[0]))
+
+
+@lru_cache(maxsize=4096)
 def encoding_name(model: str) -> str | None:
     """The OpenAI encoding of `model`, or None when it is not an OpenAI-family model."""
     name = model.rsplit("/", 1)[-1].lower()
-    for prefix, encoding in sorted(ENCODING_PREFIXES, key=lambda p: -len(p[0])):
+    for prefix, encoding in _LONGEST_FIRST:
         if name == prefix or name.startswith((prefix + "-", prefix + ".")):
             return encoding
     return None

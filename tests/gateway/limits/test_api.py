@@ -21,7 +21,7 @@ from .conftest import ask, client, new_key
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
 
 
-@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.asyncio(loop_scope="function")
 async def test_budgets_api_and_usage(make_gateway: Callable[..., GatewayServer]) -> None:
     gw = make_gateway(env={"AISTRATA_MASTER_KEY": MASTER_KEY},
                       limits=[{"scope": "team", "id": "kids", "requests_per_minute": 100}])

@@ -14,7 +14,7 @@ from aistrata.testing.gateway import GatewayServer
 
 from .conftest import ask, client, new_key
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = pytest.mark.asyncio(loop_scope="function")  # fresh loop per test: clients never outlive it
 
 
 async def test_headers_on_answers_and_retry_after_on_refusals(make_gateway: Callable[..., GatewayServer]) -> None:

@@ -3,7 +3,6 @@ tokens-per-minute limit hold across both, not per process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import socket
@@ -11,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,8 @@ from aistrata.providers.tokens import count_tokens
 from aistrata.testing.fake_upstream import FakeUpstream
 from tests.conftest import MASTER_KEY
 
-from .conftest import ask, drop_keys, model_list
+from .conftest import drop_keys, model_list
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 TAG = secrets.token_hex(4)
 BUDGET_TEAM, TPM_TEAM = f"race-{TAG}", f"tpm-{TAG}"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -99,23 +98,33 @@ def team_key(url: str, team: str) -> str:
     return str(resp.json()["key"])
 
 
-async def fifty_across(urls: list[str], key: str) -> tuple[list[Any], list[BaseException]]:
-    clients = [openai.AsyncOpenAI(base_url=u + "/v1", api_key=key, max_retries=0) for u in urls]
-    results = await asyncio.gather(*(ask(clients[i % 2]) for i in range(50)), return_exceptions=True)
+def fifty_across(urls: list[str], key: str) -> tuple[list[Any], list[BaseException]]:
+    """50 requests at once, alternating between the processes. Threads, not the test's event
+    loop: these clients must not depend on what earlier tests left on a shared loop."""
+    clients = [openai.OpenAI(base_url=u + "/v1", api_key=key, max_retries=0) for u in urls]
+
+    def one(i: int) -> Any:
+        try:
+            return clients[i % 2].chat.completions.create(model="priced", max_tokens=10, messages=MESSAGES)
+        except openai.APIError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(one, range(50)))
     refused = [r for r in results if isinstance(r, BaseException)]
     return [r for r in results if not isinstance(r, BaseException)], refused
 
 
-async def test_budget_holds_across_two_processes(cluster: list[str]) -> None:
-    admitted, refused = await fifty_across(cluster, team_key(cluster[0], BUDGET_TEAM))
+def test_budget_holds_across_two_processes(cluster: list[str]) -> None:
+    admitted, refused = fifty_across(cluster, team_key(cluster[0], BUDGET_TEAM))
     print(f"budget race over 2 processes: {len(admitted)} admitted, {len(refused)} refused")
     assert len(admitted) == 10  # $1.00 at $0.10 worst case (and true cost) each
     assert all(isinstance(e, openai.RateLimitError) and f"budget 'team:{BUDGET_TEAM} daily'" in e.message
                for e in refused)
 
 
-async def test_tokens_per_minute_hold_across_two_processes(cluster: list[str]) -> None:
-    admitted, refused = await fifty_across(cluster, team_key(cluster[1], TPM_TEAM))
+def test_tokens_per_minute_hold_across_two_processes(cluster: list[str]) -> None:
+    admitted, refused = fifty_across(cluster, team_key(cluster[1], TPM_TEAM))
     used = sum(r.usage.total_tokens for r in admitted)
     print(f"TPM race over 2 processes: {len(admitted)} admitted ({used} of {TPM} tokens), {len(refused)} refused")
     # Per-process counting would let through about twice the limit.

@@ -56,7 +56,11 @@ class ExactCache:
         self.stats = CacheStats()
 
     def _key(self, req: ChatRequest, ctx: RequestContext, controls: CacheControls) -> str:
-        return cache_key(req, tenant(ctx.principal, self.namespace_by), controls.namespace)
+        """Computed once per request: the lookup's key is the store's."""
+        key = ctx.estimates.get("cache_key")
+        if key is None:
+            key = ctx.estimates["cache_key"] = cache_key(req, tenant(ctx.principal, self.namespace_by), controls.namespace)
+        return key
 
     async def get(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse | None:
         controls = CacheControls.parse(req.options.get("cache"))

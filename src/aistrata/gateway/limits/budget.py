@@ -127,7 +127,7 @@ class BudgetGuard:
         found = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
         if not found:
             return None
-        worst = worst_case_usd(req, self.router.resolve(req.model), self.default_max_tokens)
+        worst = worst_case_usd(req, self.router.resolve(req.model), self.default_max_tokens, ctx.estimates)
         if worst is None:
             if not self.allow_unknown:
                 spec, subject = found[0]

@@ -4,6 +4,7 @@ it may cost; and, after the call, what it truly cost."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ...core import ChatRequest, EmbeddingRequest, Usage
 from ...providers.pricing import price, price_override
@@ -17,7 +18,14 @@ INEXACT_MARGIN = 1.25
 NANO = 1_000_000_000  # state counters hold money as integer nano-dollars (exact in Lua)
 
 
-def input_tokens(req: Request, model: str) -> int:
+def input_tokens(req: Request, model: str, memo: dict[Any, Any] | None = None) -> int:
+    """Input tokens `req` costs on `model`; `memo` (the request context's) keeps the count
+    for the other stages that need it."""
+    if memo is not None:
+        key = ("input_tokens", model)
+        if key not in memo:
+            memo[key] = input_tokens(req, model)
+        return memo[key]
     if isinstance(req, EmbeddingRequest):
         counts = [count_tokens(model, text) for text in req.inputs]
         n, exact = sum(c.count for c in counts), all(c.exact for c in counts)
@@ -36,15 +44,14 @@ def max_output_tokens(req: Request, dep: Deployment | None, default: int) -> int
     return int(cap) * max(req.n, 1) if cap else default * max(req.n, 1)
 
 
-def worst_case_usd(req: Request, candidates: list[Deployment], default_max_tokens: int) -> float | None:
+def worst_case_usd(req: Request, candidates: list[Deployment], default_max_tokens: int,
+                   memo: dict[Any, Any] | None = None) -> float | None:
     """The most this request can cost on any deployment that may serve it; None when a
     candidate's price is unknown (so the worst case is too)."""
     worst = 0.0
-    counted: dict[str, int] = {}
     for dep in candidates:
-        if dep.model not in counted:
-            counted[dep.model] = input_tokens(req, dep.model)
-        usage = Usage(input_tokens=counted[dep.model], output_tokens=max_output_tokens(req, dep, default_max_tokens))
+        usage = Usage(input_tokens=input_tokens(req, dep.model, memo if memo is not None else {}),
+                      output_tokens=max_output_tokens(req, dep, default_max_tokens))
         found = price(dep.provider, dep.model, usage, price_override(dep))
         if found is None:
             return None

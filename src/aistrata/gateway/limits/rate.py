@@ -58,7 +58,7 @@ class RateLimiter:
         rules = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
         if not rules:
             return None
-        amounts = self._amounts(req, rules)
+        amounts = self._amounts(req, rules, ctx)
         taken: list[Taken] = []
         report = RateReport()
         try:
@@ -81,11 +81,11 @@ class RateLimiter:
 
         return settle
 
-    def _amounts(self, req: Request, rules: list[tuple[LimitRule, str]]) -> dict[str, int]:
+    def _amounts(self, req: Request, rules: list[tuple[LimitRule, str]], ctx: RequestContext) -> dict[str, int]:
         amounts = {"requests": 1, "input_tokens": 0, "output_tokens": 0, "tokens": 0}
         if any(d in TOKEN_DIMENSIONS for rule, _ in rules for d in rule.caps):
             dep = self.router.resolve(req.model)[0]
-            amounts["input_tokens"] = input_tokens(req, dep.model)
+            amounts["input_tokens"] = input_tokens(req, dep.model, ctx.estimates)
             amounts["output_tokens"] = max_output_tokens(req, dep, self.default_max_tokens)
             amounts["tokens"] = amounts["input_tokens"] + amounts["output_tokens"]
         return amounts

@@ -196,7 +196,7 @@ def gateway_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any
     try:
         gw.wait_ready(fake, fake_port, "/v1/models", timeout=30)
         for label, observe in (("recording on", {}), ("recording off", {"observe": {"enabled": False}})):
-            config = json.loads(gw.gateway_config(workdir, fake_port).read_text())
+            config = json.loads(gw.gateway_config(workdir, "gateway", fake_port).read_text())
             path = workdir / f"gateway-{label.split()[1]}.yaml"
             path.write_text(json.dumps({**config, **observe}))
             data = workdir / f"data-{label.split()[1]}"
@@ -207,10 +207,10 @@ def gateway_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any
                             gw.TARGET_CPU, workdir, gw.main_env())
             try:
                 gw.wait_ready(proc, port, "/ready")
-                gw.check_replies(port)
+                gw.check_replies(port, gw.BARE_TOKEN)
                 runs = []
                 for stream in (False, True):
-                    script = gw.wrk_script(workdir, stream)
+                    script = gw.wrk_script(workdir, label.split()[1], stream, gw.BARE_TOKEN)
                     for conns in args.concurrency:
                         gw.run_wrk(port, script, conns, args.warmup)
                         r = gw.measure(port, script, conns, args.duration, proc.pid, fake.pid)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import openai
 import pytest
 
 from aistrata.gateway.limits import BudgetEvent, BudgetGuard, Subjects
+from aistrata.testing.fake_upstream import FakeUpstream
 from aistrata.testing.gateway import GatewayServer
 
-from .conftest import ask, client, new_key
+from .conftest import ask, client, model_list, new_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")  # fresh loop per test: clients never outlive it
 
@@ -89,3 +91,25 @@ async def test_unknown_price_can_be_allowed(make_gateway: Callable[..., GatewayS
     gw = make_gateway(budgets=[{"scope": "key", "max_usd": 1}], budgets_settings={"unknown_price": "allow"})
     await ask(client(gw, new_key(gw)), "mystery")
 
+
+
+async def test_spend_survives_a_restart_on_one_node(fake: FakeUpstream, tmp_path: Path) -> None:
+    """In-process counters start empty after a restart; the budget reads past spend back from
+    the request log before admitting anything."""
+    config = {"model_list": model_list(fake.url),
+              "budgets": [{"scope": "team", "id": "ops", "max_usd": 0.3, "period": "monthly"}]}
+    first = GatewayServer(data_dir=tmp_path, config=config, env={}).start()
+    key = new_key(first, team_id="ops")
+    try:
+        for _ in range(2):  # $0.10 each (10 output tokens at $0.01)
+            await ask(client(first, key), "fast")
+    finally:
+        first.stop()  # drains the recorder into the request log
+    second = GatewayServer(data_dir=tmp_path, config=config, env={}).start()
+    try:
+        c = client(second, key)
+        await ask(c, "fast")
+        with pytest.raises(openai.RateLimitError, match=r"budget 'team:ops monthly' is spent: \$0.30 of \$0.30"):
+            await ask(c, "fast")
+    finally:
+        second.stop()

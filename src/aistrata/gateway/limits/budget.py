@@ -22,6 +22,7 @@ from ...core import ErrorKind, GatewayError
 from ..context import RequestContext
 from ..router import Router
 from ..state import SharedState
+from ..state.memory import MemoryState
 from .estimate import NANO, Request, actual_usd, to_nano, worst_case_usd
 from .periods import bounds, counter_ttl_s, period_tag
 from .spec import BudgetSpec, Subjects, key_budget
@@ -76,6 +77,9 @@ class BudgetGuard:
         self.counts: Counter[str] = Counter()
         self.hooks: list[Callable[[BudgetEvent], None]] = []
         self._stored: list[BudgetSpec] = []
+        # In-process counters start at zero after a restart: seed each period's counter once from
+        # the request log. (Redis keeps its counters across gateway restarts.)
+        self._seeds: dict[str, asyncio.Future[None]] | None = {} if isinstance(state, MemoryState) else None
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
         if store is not None:
@@ -119,6 +123,30 @@ class BudgetGuard:
         return (f"budget:{ident}:{spec.scope}:{subject}:{spec.period}:{period_tag(start)}",
                 counter_ttl_s(end, now))
 
+    async def _seeded(self, spec: BudgetSpec, subject: str, key: str, ttl: float | None, now: datetime) -> None:
+        """Wait until this counter holds what the log says was spent (done once per counter;
+        concurrent first requests wait on the same read)."""
+        if self._seeds is None or self.store is None:
+            return
+        seed = self._seeds.get(key)
+        if seed is None:
+            seed = self._seeds[key] = asyncio.ensure_future(self._seed(spec, subject, key, ttl, now))
+        await asyncio.shield(seed)
+
+    async def _seed(self, spec: BudgetSpec, subject: str, key: str, ttl: float | None, now: datetime) -> None:
+        assert self.store is not None
+        start, _ = bounds(spec.period, now)
+        since = int(start.timestamp() * 1000) if start else 0
+        try:
+            spent = await asyncio.to_thread(self.store.spent_since, spec.scope, subject, since)
+        except Exception:  # noqa: BLE001 - a missing log must not stop traffic; counted from zero
+            log.exception("could not read past spend for budget %s", spec.label(subject))
+            return
+        if spent:
+            rid = f"seed:{key}"
+            await self.state.reserve(key, rid, 0, 1 << 62, self.hold_s, ttl)
+            await self.state.settle(key, rid, to_nano(spent), ttl)
+
     # -- admission ---------------------------------------------------------------------------
 
     async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
@@ -141,6 +169,7 @@ class BudgetGuard:
         held: list[Held] = []
         for spec, subject in found:
             key, ttl = self.counter(spec, subject, now)
+            await self._seeded(spec, subject, key, ttl, now)
             res = await self.state.reserve(key, ctx.id, amount, to_nano(spec.max_usd), self.hold_s, ttl)
             if not res.allowed:
                 for h in held:

@@ -33,3 +33,18 @@ class BudgetStore:
 
     def delete(self, budget_id: str) -> bool:
         return self.db.execute("DELETE FROM budgets WHERE id = ?", (budget_id,)) > 0
+
+    def spent_since(self, scope: str, subject: str, since_ms: int) -> float | None:
+        """What the request log says `subject` spent since `since_ms`; None for scopes the log
+        has no column for."""
+        column = SPEND_COLUMNS.get(scope)
+        if column is None:
+            return None
+        row = self.db.fetchone(
+            f"SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM requests WHERE {column} = ? AND ts >= ?",
+            (subject, since_ms))
+        return float(row["spent"]) if row else 0.0
+
+
+# Budget scopes -> request-log columns (indexed with ts).
+SPEND_COLUMNS = {"key": "key_id", "user": "user_id", "team": "team_id"}

@@ -3,11 +3,6 @@ some recorded traffic of each team, and real `aistrata serve` processes."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from aistrata.testing.fake_upstream import FakeUpstream
-from aistrata.testing.gateway import GatewayServer
+from aistrata.testing.gateway import GatewayProcess, GatewayServer
 from tests.conftest import MASTER_KEY, gateway_config, provider_env
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"
@@ -80,53 +74,11 @@ def tenancy(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 # ---- real `aistrata serve` processes ---------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Served:
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-
 def serve(tmp: Path, config: dict[str, Any], env: dict[str, str], *args: str, scheme: str = "http",
-          ready: Any = None) -> Served:
+          ready: Any = None) -> GatewayProcess:
     """Start `aistrata serve` and wait until it answers; the caller stops it with `stop`."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = tmp / "serve.log"
-    cmd = [sys.executable, "-m", "aistrata.interface.cli", "serve", "--port", str(port), "--config",
-           str(tmp / "config.yaml"), "--data-dir", str(tmp / "data"), "--log-level", "warning", *args]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AISTRATA_")}
-    proc = subprocess.Popen(cmd, env={**full_env, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    served = Served(proc, f"{scheme}://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited: {log.read_text()[-2000:]}")
-        try:
-            if ready is not None:
-                if ready(served):
-                    return served
-            elif httpx.get(served.url + "/health", timeout=1).status_code == 200:
-                return served
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.1)
-    stop(served)
-    raise AssertionError(f"serve did not start: {log.read_text()[-2000:]}")
+    return GatewayProcess(tmp, config, env, *args, scheme=scheme).start(ready=ready)
 
 
-def stop(served: Served) -> None:
-    if served.proc.poll() is None:
-        served.proc.terminate()
-        try:
-            served.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            served.proc.kill()
-            served.proc.wait(5)
+def stop(served: GatewayProcess) -> None:
+    served.stop()

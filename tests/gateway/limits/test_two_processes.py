@@ -3,25 +3,19 @@ tokens-per-minute limit hold across both, not per process."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import psycopg
 import pytest
-import yaml
 
 from aistrata.providers.tokens import count_tokens
 from aistrata.testing.fake_upstream import FakeUpstream
+from aistrata.testing.gateway import GatewayProcess
 from tests.conftest import MASTER_KEY
 
 from .conftest import drop_keys, model_list
@@ -33,26 +27,6 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 TPM = 10 * (count_tokens("gpt-4o-mini", MESSAGES).count + 10)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"gateway at {url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def cluster(fake: FakeUpstream, postgres_url: str, redis_url: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
@@ -61,34 +35,21 @@ def cluster(fake: FakeUpstream, postgres_url: str, redis_url: str,
     schema = f"t_{TAG}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump({
+    config = {
         "model_list": model_list(fake.url, delay_ms=500),
         "budgets": [{"scope": "team", "id": BUDGET_TEAM, "max_usd": 1.0, "period": "daily"}],
         "limits": [{"scope": "team", "id": TPM_TEAM, "tokens_per_minute": TPM}],
-    }))
-    env = {**os.environ, "AISTRATA_REDIS_URL": redis_url, "AISTRATA_MASTER_KEY": MASTER_KEY,
+    }
+    env = {"AISTRATA_REDIS_URL": redis_url, "AISTRATA_MASTER_KEY": MASTER_KEY,
            "AISTRATA_DATABASE_URL": f"{postgres_url}?options=-csearch_path%3D{schema}"}
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
+    procs = [GatewayProcess(tmp / f"gw{i}", config, env) for i in range(2)]
     try:
-        for i in range(2):  # one after the other: the first start migrates the schema
-            port, log = free_port(), tmp / f"gw{i}.log"
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "aistrata.interface.cli", "serve", "--port", str(port), "--config", str(config),
-                 "--data-dir", str(tmp / f"data{i}"), "--log-level", "warning"],
-                env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT))
-            urls.append(f"http://127.0.0.1:{port}")
-            wait_ready(urls[-1], procs[-1], log)
-        yield urls
+        for proc in procs:  # one after the other: the first start migrates the schema
+            proc.start()
+        yield [proc.url for proc in procs]
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop()
         drop_keys(redis_url, f"aistrata:*{TAG}*")
 
 

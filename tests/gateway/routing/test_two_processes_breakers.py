@@ -3,23 +3,18 @@ and the other then skips that deployment too."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from aistrata.testing.fake_upstream import FakeUpstream
+from aistrata.testing.gateway import GatewayProcess
 from tests.conftest import MASTER_KEY
 from tests.gateway.limits.conftest import drop_keys
-from tests.gateway.limits.test_two_processes import free_port, wait_ready
 
 GROUP = f"pair-{secrets.token_hex(4)}"  # its deployments' ids name the breaker keys
 GOOD, BROKEN = f"{GROUP}#0", f"{GROUP}#1"
@@ -43,31 +38,15 @@ def config(fake_url: str) -> dict[str, Any]:
 def pair(fake: FakeUpstream, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two gateway processes on one Redis (each with its own SQLite); yields their URLs."""
     tmp = tmp_path_factory.mktemp("breaker-pair")
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config(fake.url)))
-    env = {**os.environ, "AISTRATA_REDIS_URL": redis_url, "AISTRATA_MASTER_KEY": MASTER_KEY}
-    env.pop("AISTRATA_DATABASE_URL", None)
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
+    env = {"AISTRATA_REDIS_URL": redis_url, "AISTRATA_MASTER_KEY": MASTER_KEY}
+    procs = [GatewayProcess(tmp / f"gw{i}", config(fake.url), env) for i in range(2)]
     try:
-        for i in range(2):
-            port, log = free_port(), tmp / f"gw{i}.log"
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "aistrata.interface.cli", "serve", "--port", str(port), "--config", str(path),
-                 "--data-dir", str(tmp / f"data{i}"), "--log-level", "warning"],
-                env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT))
-            urls.append(f"http://127.0.0.1:{port}")
-        for url, proc, i in zip(urls, procs, range(2)):
-            wait_ready(url, proc, tmp / f"gw{i}.log")
-        yield urls
+        for proc in procs:
+            proc.start()
+        yield [proc.url for proc in procs]
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop()
         drop_keys(redis_url, f"aistrata:breaker:{{{GROUP}*")
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import pytest
 
 from aistrata.testing.fake_upstream import FakeUpstream
 from aistrata.testing.gateway import GatewayServer

@@ -14,6 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+import orjson
+
+from .errors import bad_request
+
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 
@@ -51,6 +55,19 @@ class ToolCallPart:
     name: str
     arguments: str
     kind: Literal["tool_call"] = "tool_call"
+
+    def input(self) -> dict[str, Any]:
+        """The arguments as the JSON object dialects other than OpenAI's send; empty text means
+        no arguments. Anything else is the client's mistake, reported as a bad request."""
+        if not self.arguments.strip():
+            return {}
+        try:
+            value = orjson.loads(self.arguments)
+        except orjson.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise bad_request(f"tool call {self.id!r} ({self.name}) has arguments that are not a JSON object", "messages")
+        return value
 
 
 @dataclass(slots=True)

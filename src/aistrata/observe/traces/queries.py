@@ -13,7 +13,7 @@ from typing import Any
 
 from ...store.db import Database
 from ...store.paging import decode_cursor, encode_cursor, tag_clause
-from .store import ALL, MAX_LIMIT, SELECT, Visibility, decode_row
+from .store import ALL, MAX_LIMIT, SELECT, PayloadCodec, Visibility, decode_row
 
 _EQUAL = {
     "trace_id": "trace_id", "session_id": "session_id", "user_id": "user_id", "key_id": "key_id",

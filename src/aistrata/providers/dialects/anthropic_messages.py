@@ -87,19 +87,6 @@ def image_to_wire(part: ImagePart) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": part.url}}
 
 
-def tool_input(call: ToolCallPart) -> dict[str, Any]:
-    """The call's arguments as the object Anthropic wants; an empty string means no arguments."""
-    if not call.arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise bad_request(f"tool call {call.id!r} ({call.name}) has arguments that are not a JSON object", "messages")
-    return value
-
-
 def part_to_wire(part: Any) -> dict[str, Any] | None:
     """One block, or None for parts Anthropic would reject and that carry nothing it needs."""
     if isinstance(part, TextPart):
@@ -107,7 +94,7 @@ def part_to_wire(part: Any) -> dict[str, Any] | None:
     if isinstance(part, ImagePart):
         return image_to_wire(part)
     if isinstance(part, ToolCallPart):
-        return {"type": "tool_use", "id": part.id, "name": part.name, "input": tool_input(part)}
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input()}
     if isinstance(part, ToolResultPart):
         block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_call_id, "content": part.content}
         if part.is_error:

@@ -109,16 +109,6 @@ def clean_schema(schema: Any) -> Any:
     return out
 
 
-def parse_arguments(call: ToolCallPart) -> dict[str, Any]:
-    try:
-        args = orjson.loads(call.arguments or "{}")
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"tool call {call.id} has arguments that are not valid JSON", "messages") from exc
-    if not isinstance(args, dict):
-        raise bad_request(f"tool call {call.id} arguments must be a JSON object", "messages")
-    return args
-
-
 def part_to_wire(part: Any, call_names: dict[str, str]) -> dict[str, Any] | None:
     """One neutral part as a Gemini part, or None for parts Gemini has no use for."""
     if isinstance(part, TextPart):
@@ -130,7 +120,7 @@ def part_to_wire(part: Any, call_names: dict[str, str]) -> dict[str, Any] | None
         guessed = mimetypes.guess_type(urlparse(part.url).path)[0]
         return {"fileData": {"fileUri": part.url, "mimeType": guessed or "image/jpeg"}}
     if isinstance(part, ToolCallPart):
-        return {"functionCall": {"name": part.name, "args": parse_arguments(part)}}
+        return {"functionCall": {"name": part.name, "args": part.input()}}
     if isinstance(part, ToolResultPart):
         name = part.name or call_names.get(part.tool_call_id)
         if not name:

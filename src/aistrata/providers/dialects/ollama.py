@@ -60,16 +60,6 @@ TOP_LEVEL_EXTRAS = {"keep_alive", "think"}
 # ---- request -------------------------------------------------------------------------------
 
 
-def parse_arguments(call: ToolCallPart) -> dict[str, Any]:
-    try:
-        args = orjson.loads(call.arguments or "{}")
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"tool call {call.id} has arguments that are not valid JSON", "messages") from exc
-    if not isinstance(args, dict):
-        raise bad_request(f"tool call {call.id} arguments must be a JSON object", "messages")
-    return args
-
-
 def message_to_wire(m: Message, call_names: dict[str, str]) -> list[dict[str, Any]]:
     """One neutral message as Ollama messages: each tool result is a message of its own."""
     out: list[dict[str, Any]] = []
@@ -90,7 +80,7 @@ def message_to_wire(m: Message, call_names: dict[str, str]) -> list[dict[str, An
             raise bad_request("Ollama accepts only inline (data: URL) images", "messages")
         msg["images"] = [p.inline_data()[1] for p in images]
     if calls:
-        msg["tool_calls"] = [{"function": {"name": c.name, "arguments": parse_arguments(c)}} for c in calls]
+        msg["tool_calls"] = [{"function": {"name": c.name, "arguments": c.input()}} for c in calls]
     out.append(msg)
     return out
 

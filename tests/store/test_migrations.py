@@ -86,3 +86,50 @@ def test_concurrent_migrate_applies_each_once(database: Database) -> None:
         t.join()
     assert not errors
     assert sorted(name for r in results for name in r) == NAMES
+
+
+PARTIAL = {"requests": ("key", "user", "team"), "spans": ("session", "user", "key", "team")}
+
+
+def _plan(db: Database, sql: str, params: tuple[object, ...]) -> str:
+    """The query plan as text; PostgreSQL is told to avoid sequential scans, which it would
+    rightly prefer on tables this small."""
+    if db.engine == "sqlite":
+        return " ".join(r["detail"] for r in db.fetchall(f"EXPLAIN QUERY PLAN {sql}", params))
+    with db.transaction():
+        db.execute("SET LOCAL enable_seqscan = off")
+        return " ".join(str(next(iter(r.values()))) for r in db.fetchall(f"EXPLAIN {sql}", params))
+
+
+def test_often_null_columns_have_partial_indexes_the_filters_use(database: Database) -> None:
+    from aistrata.observe.traces import SpanFilters, SpanQueries, Visibility
+    from aistrata.store.request_log import RequestFilters, RequestLog
+
+    migrate(database)
+    for table, names in PARTIAL.items():
+        for name in names:
+            if database.engine == "sqlite":
+                row = database.fetchone("SELECT sql FROM sqlite_master WHERE name = ?", (f"{table}_{name}_idx",))
+            else:
+                row = database.fetchone("SELECT indexdef AS sql FROM pg_indexes WHERE indexname = ? "
+                                        "AND schemaname = current_schema()", (f"{table}_{name}_idx",))
+            assert row is not None and "IS NOT NULL" in row["sql"], (table, name)
+
+    # Each filter's query, as the API builds it, still searches its index.
+    queries: list[tuple[str, tuple[object, ...]]] = []
+    real_fetchall = database.fetchall
+    database.fetchall = lambda sql, params=(): queries.append((sql, tuple(params))) or []  # type: ignore[method-assign]
+    try:
+        log = RequestLog(database)
+        for column in ("key_id", "user_id", "team_id"):
+            log.query(RequestFilters(**{column: "x"}))
+        spans = SpanQueries(database)
+        for column in ("session_id", "user_id", "key_id", "team_id"):
+            spans.spans(SpanFilters(**{column: "x"}))
+        spans.spans(SpanFilters(), Visibility(team_id="x"))
+    finally:
+        database.fetchall = real_fetchall  # type: ignore[method-assign]
+    expected = [f"requests_{n}_idx" for n in PARTIAL["requests"]] + [f"spans_{n}_idx" for n in PARTIAL["spans"]]
+    for (sql, params), index in zip(queries, [*expected, "spans_team_idx"], strict=True):
+        plan = _plan(database, sql, params)
+        assert index in plan, plan

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..core import GatewayError, Usage
 from ..providers.base import Deployment
+from ..providers.pricing import Price, deployment_price
 from .auth import Principal
 
 
@@ -44,6 +45,20 @@ class RequestContext:
     response: Any = None
     # Pre-call estimates stages share (input tokens per model), so each is computed once.
     estimates: dict[Any, Any] = field(default_factory=dict)
+    _cost: tuple[Any, Any, Price | None] | None = field(default=None, repr=False)
+
+    def cost(self) -> Price | None:
+        """What the call cost on the deployment that answered (None: no deployment, or its
+        price is unknown). Priced once for all who ask (budgets, cache, the request record)."""
+        if not self.priced():
+            dep = self.deployment
+            self._cost = (dep, self.usage, deployment_price(dep, self.usage) if dep is not None else None)
+        return self._cost[2]  # type: ignore[index]
+
+    def priced(self) -> bool:
+        """Whether `cost()` is at hand for the present deployment and usage."""
+        memo = self._cost
+        return memo is not None and memo[0] is self.deployment and memo[1] is self.usage
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started

@@ -1,8 +1,8 @@
 """From a finished gateway request to a stored, priced request record.
 
 `GatewayRecorder.record` runs on the hot path and only copies fields; pricing happens in
-the recorder's writer thread (`PricedSink`), except for prices set in the config, which
-are plain arithmetic and need the deployment at hand.
+the recorder's writer thread (`PricedSink`), except for prices stages (budgets, cache)
+already looked up and prices set in the config, which are plain arithmetic.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..gateway.context import RequestContext
-from ..providers.pricing import deployment_price, price, price_override
+from ..providers.pricing import price, price_override
 from .records import RequestRecord
 from .recorder import Recorder, Sink
 
@@ -39,8 +39,10 @@ def to_record(ctx: RequestContext) -> RequestRecord:
         cache_hit=ctx.cache_hit, saved_usd=ctx.saved_usd, attempts=max(ctx.attempts, 1 if dep else 0),
         route=ctx.route or None,
     )
-    if dep is not None and price_override(dep):
-        found = deployment_price(dep, usage)
+    # A price stages already looked up, or one set in the config (plain arithmetic), is taken
+    # here; a table lookup is left to the writer thread.
+    if dep is not None and (ctx.priced() or price_override(dep)):
+        found = ctx.cost()
         if found is not None:
             rec.cost_usd, rec.price_version = found.cost_usd, found.version
     return rec

@@ -42,7 +42,14 @@ PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token", "cache_read_input
 
 
 def price_override(dep: Deployment) -> Mapping[str, float] | None:
-    return {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info} or None
+    # Read on every priced request: kept per deployment, for as long as its `info` is the same dict.
+    found = _overrides.get(dep.id)
+    if found is None or found[0] is not dep.info:
+        found = _overrides[dep.id] = (dep.info, {k: float(dep.info[k]) for k in PRICE_KEYS if k in dep.info} or None)
+    return found[1]
+
+
+_overrides: dict[str, tuple[dict, Mapping[str, float] | None]] = {}
 
 
 def deployment_price(dep: Deployment, usage: Usage) -> Price | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from .db import Database, from_json, to_json
@@ -23,6 +24,9 @@ COLUMNS: tuple[str, ...] = (
     "price_version", "tags", "metadata", "cache_hit", "saved_usd", "attempts", "route",
 )
 _JSON = frozenset({"tags", "metadata", "route"})
+# One C call reads a record's columns (the writer's hot loop); the JSON ones are encoded after.
+_columns_of = attrgetter(*COLUMNS)
+_JSON_AT = tuple(COLUMNS.index(c) for c in sorted(_JSON))
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM requests"
 # ON CONFLICT: a batch replayed after an unclear failure (written, but the ack was lost)
 # must not become two rows.
@@ -108,10 +112,11 @@ class RequestLog:
         return where, params
 
     @staticmethod
-    def _params(rec: Any) -> tuple[Any, ...]:
-        return tuple(
-            to_json(getattr(rec, c)) if c in _JSON else getattr(rec, c) for c in COLUMNS
-        )
+    def _params(rec: Any) -> list[Any]:
+        values = list(_columns_of(rec))
+        for at in _JSON_AT:
+            values[at] = to_json(values[at])
+        return values
 
     @staticmethod
     def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -43,8 +43,9 @@ async def ask(cache: ExactCache, req: ChatRequest, principal: Principal = MASTER
     ctx = context(principal)
     hit = await cache.get(req, ctx)
     if hit is None:
-        ctx.deployment = deployment
-        await cache.put(req, ctx, resp or answer())
+        resp = resp or answer()
+        ctx.deployment, ctx.usage = deployment, resp.usage
+        await cache.put(req, ctx, resp)
     return hit, ctx
 
 

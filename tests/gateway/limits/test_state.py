@@ -7,39 +7,62 @@ import asyncio
 import pytest
 
 from aistrata.gateway.state import FallbackState, MemoryState, RedisState, SharedState
+from aistrata.gateway.state.base import WindowResult
 
 from .conftest import Clock
 
 
+async def add(state: SharedState, key: str, amount: int, limit: int) -> WindowResult:
+    return (await state.windows_add([(key, amount, limit)], 60))[0]
+
+
+async def adjust(state: SharedState, key: str, slot: int, delta: int) -> None:
+    await state.windows_adjust([(key, slot, delta)], 60)
+
+
 async def test_window_admits_up_to_the_limit_and_says_when_to_retry(state: SharedState, clock: Clock) -> None:
-    first = await state.window_add("w", 6, 10, 60)
+    first = await add(state, "w", 6, 10)
     assert (first.allowed, first.used) == (True, 6)
     clock.advance(30)
-    assert (await state.window_add("w", 4, 10, 60)).used == 10
-    refused = await state.window_add("w", 1, 10, 60)
+    assert (await add(state, "w", 4, 10)).used == 10
+    refused = await add(state, "w", 1, 10)
     assert not refused.allowed and refused.used == 10
     assert 30 <= refused.retry_after <= 36  # the first 6 slide out 60-66 s after they came in
     clock.advance(refused.retry_after)
-    assert (await state.window_add("w", 1, 10, 60)).used == 5
+    assert (await add(state, "w", 1, 10)).used == 5
     assert await state.window_used("w", 60) == 5
 
 
 async def test_window_never_fits_more_than_the_limit(state: SharedState) -> None:
-    result = await state.window_add("w", 11, 10, 60)
+    result = await add(state, "w", 11, 10)
     assert not result.allowed and result.retry_after == -1
 
 
 async def test_window_adjust_corrects_an_estimate_until_it_slid_out(state: SharedState, clock: Clock) -> None:
-    taken = await state.window_add("w", 8, 10, 60)
-    await state.window_adjust("w", taken.slot, -5, 60)
+    taken = await add(state, "w", 8, 10)
+    await adjust(state, "w", taken.slot, -5)
     assert await state.window_used("w", 60) == 3
     clock.advance(67)  # past 1.1 windows: surely slid out
-    await state.window_adjust("w", taken.slot, 100, 60)  # too late: nothing to correct
+    await adjust(state, "w", taken.slot, 100)  # too late: nothing to correct
     assert await state.window_used("w", 60) == 0
 
 
+async def test_windows_are_added_all_or_nothing(state: SharedState) -> None:
+    """One request's windows (say requests and tokens per minute) move together: a refusal
+    by any of them adds to none."""
+    await state.windows_add([("req", 1, 5), ("tok", 90, 100)], 60)
+    refused = await state.windows_add([("req", 1, 5), ("tok", 20, 100)], 60)
+    assert [w.allowed for w in refused] == [True, False]
+    assert refused[1].used == 90 and refused[1].retry_after > 0
+    assert (await state.window_used("req", 60), await state.window_used("tok", 60)) == (1, 90)
+    admitted = await state.windows_add([("req", 1, 5), ("tok", 10, 100)], 60)
+    assert [(w.allowed, w.used) for w in admitted] == [(True, 2), (True, 100)]
+    await state.windows_adjust([("req", admitted[0].slot, -1), ("tok", admitted[1].slot, -60)], 60)
+    assert (await state.window_used("req", 60), await state.window_used("tok", 60)) == (1, 40)
+
+
 async def test_window_checks_and_adds_atomically(state: SharedState) -> None:
-    results = await asyncio.gather(*(state.window_add("w", 1, 10, 60) for _ in range(50)))
+    results = await asyncio.gather(*(add(state, "w", 1, 10) for _ in range(50)))
     assert sum(r.allowed for r in results) == 10
     assert await state.window_used("w", 60) == 10
 

@@ -107,3 +107,30 @@ def test_refusals_cache_hits_and_cost_on_write() -> None:
     assert total(found, "aistrata_cache_hits_total", model="gpt") == 1
     assert total(found, "aistrata_cache_saved_usd_total") == 0.5
     assert total(found, "aistrata_cost_usd_total") == 0.25
+
+
+def test_request_path_series_export_as_prometheus_client_would() -> None:
+    """Counters and histograms kept as plain numbers still export `_total`/`_created` and
+    cumulative `_bucket`s with `_count`, `_sum` and `_created`, and only series that counted."""
+    metrics = GatewayMetrics()
+    for latency in (5.0, 30.0, 100_000.0):
+        metrics.observe(RequestRecord(id="r", ts=0, requested_model="gpt", provider="openai", latency_ms=latency,
+                                      input_tokens=5, output_tokens=0))
+    found = samples(metrics.render().decode())
+    base = {"model": "gpt", "provider": "openai", "key_alias": "none", "team": "none"}
+    assert found[("aistrata_requests_total", frozenset(base.items()))] == 3
+    assert ("aistrata_requests_created", frozenset(base.items())) in found
+    assert total(found, "aistrata_tokens_total", type="input") == 15
+    assert not [k for k in found if k[0] == "aistrata_tokens_total" and ("type", "output") in k[1]]
+    assert not [k for k in found if k[0].startswith(("aistrata_request_errors", "gen_ai_client_operation_time_to"))]
+    genai = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt",
+             "error_type": ""}
+    bucket = lambda le: found[("gen_ai_client_operation_duration_seconds_bucket",  # noqa: E731
+                               frozenset({**genai, "le": le}.items()))]
+    assert (bucket("0.01"), bucket("0.02"), bucket("0.04"), bucket("81.92"), bucket("+Inf")) == (1, 1, 2, 2, 3)
+    assert found[("gen_ai_client_operation_duration_seconds_count", frozenset(genai.items()))] == 3
+    assert found[("gen_ai_client_operation_duration_seconds_sum", frozenset(genai.items()))] == pytest.approx(100.035)
+    assert ("gen_ai_client_operation_duration_seconds_created", frozenset(genai.items())) in found
+    usage = {**genai, "gen_ai_token_type": "output"}
+    del usage["error_type"]
+    assert found[("gen_ai_client_token_usage_bucket", frozenset({**usage, "le": "1.0"}.items()))] == 3  # 0 <= 1

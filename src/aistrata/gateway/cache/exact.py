@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ...core import ChatRequest, ChatResponse
-from ...providers.pricing import deployment_price
 from ..context import RequestContext
 from .codec import Entry, decode_entry, encode_entry
 from .keys import CacheControls, NamespaceBy, cache_key, namespace_prefix, tenant
@@ -89,7 +88,7 @@ class ExactCache:
         dep = ctx.deployment
         if controls.no_store or req.n > 1 or dep is None or not _storable(resp):
             return
-        cost = deployment_price(dep, resp.usage)
+        cost = ctx.cost()  # the pipeline has set ctx.usage from this answer
         entry = Entry(resp, dep.provider, dep.model, self.wall_clock(), cost.cost_usd if cost is not None else None)
         await self.store.set(self._key(req, ctx, controls), encode_entry(entry), controls.ttl or self.ttl)
         self.stats.stores += 1

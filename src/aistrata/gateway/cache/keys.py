@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -73,6 +74,7 @@ def cache_key(req: ChatRequest, tenant_id: str, namespace: str) -> str:
     return f"{namespace_prefix(namespace)}{digest.hexdigest()}"
 
 
+@lru_cache(maxsize=4096)
 def namespace_prefix(namespace: str) -> str:
     return quote(namespace, safe="") + ":"
 

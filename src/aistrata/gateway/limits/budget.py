@@ -31,6 +31,7 @@ from .store import BudgetStore
 log = logging.getLogger("aistrata.budgets")
 Settle = Callable[[RequestContext], Awaitable[None]]
 Clock = Callable[[], datetime]
+MAX_COUNTERS = 100_000  # counter keys remembered (one per budget and subject)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class BudgetGuard:
         # In-process counters start at zero after a restart: seed each period's counter once from
         # the request log. (Redis keeps its counters across gateway restarts.)
         self._seeds: dict[str, asyncio.Future[None]] | None = {} if isinstance(state, MemoryState) else None
+        self._counters: dict[tuple[str, str, str, str], tuple[str, datetime | None, datetime | None]] = {}
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
         if store is not None:
@@ -118,10 +120,17 @@ class BudgetGuard:
         return [(spec, subject) for spec in specs if (subject := spec.subject(subjects)) is not None]
 
     def counter(self, spec: BudgetSpec, subject: str, now: datetime) -> tuple[str, float | None]:
-        start, end = bounds(spec.period, now)
-        ident = spec.budget_id or spec.origin
-        return (f"budget:{ident}:{spec.scope}:{subject}:{spec.period}:{period_tag(start)}",
-                counter_ttl_s(end, now))
+        """The state key of this budget's counter in the period holding `now`, and its TTL.
+        Kept until the period ends: computing period bounds costs more than the rest of a check."""
+        ident = (spec.budget_id or spec.origin, spec.scope, subject, spec.period)
+        found = self._counters.get(ident)
+        if found is None or (found[1] is not None and not found[1] <= now < found[2]):  # type: ignore[operator]
+            if len(self._counters) > MAX_COUNTERS:
+                self._counters.clear()
+            start, end = bounds(spec.period, now)
+            found = self._counters[ident] = (f"budget:{':'.join(ident[:3])}:{spec.period}:{period_tag(start)}",
+                                             start, end)
+        return found[0], counter_ttl_s(found[2], now)
 
     async def _seeded(self, spec: BudgetSpec, subject: str, key: str, ttl: float | None, now: datetime) -> None:
         """Wait until this counter holds what the log says was spent (done once per counter;
@@ -129,6 +138,8 @@ class BudgetGuard:
         if self._seeds is None or self.store is None:
             return
         seed = self._seeds.get(key)
+        if seed is not None and seed.done():
+            return
         if seed is None:
             seed = self._seeds[key] = asyncio.ensure_future(self._seed(spec, subject, key, ttl, now))
         await asyncio.shield(seed)
@@ -151,7 +162,7 @@ class BudgetGuard:
 
     async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
         self._refresh_soon()
-        subjects = Subjects.of(ctx.principal, req.model, self.team_orgs)
+        subjects = Subjects.for_request(ctx, req.model, self.team_orgs)
         found = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
         if not found:
             return None

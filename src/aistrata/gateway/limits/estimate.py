@@ -61,10 +61,9 @@ def worst_case_usd(req: Request, candidates: list[Deployment], default_max_token
 
 def actual_usd(ctx: RequestContext) -> float | None:
     """What the call cost on the deployment that answered; 0 when none did."""
-    dep = ctx.deployment
-    if dep is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
+    if ctx.deployment is None or (ctx.usage.input_tokens == 0 and ctx.usage.output_tokens == 0):
         return 0.0
-    found = price(dep.provider, dep.model, ctx.usage, price_override(dep))
+    found = ctx.cost()
     return None if found is None else found.cost_usd
 
 

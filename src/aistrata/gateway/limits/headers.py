@@ -21,23 +21,24 @@ class RateReport:
         self._tokens: Tightest | None = None
 
     def note(self, dimension: str, limit: int, remaining: int, reset_s: float) -> None:
-        seen = Tightest(limit, max(0, remaining), max(0.0, reset_s))
+        remaining = max(0, remaining)
         if dimension == "requests":
-            if self._requests is None or seen.remaining < self._requests.remaining:
-                self._requests = seen
-        elif self._tokens is None or seen.remaining < self._tokens.remaining:
-            self._tokens = seen
+            if self._requests is None or remaining < self._requests.remaining:
+                self._requests = Tightest(limit, remaining, max(0.0, reset_s))
+        elif self._tokens is None or remaining < self._tokens.remaining:
+            self._tokens = Tightest(limit, remaining, max(0.0, reset_s))
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
-        for name, seen in (("requests", self._requests), ("tokens", self._tokens)):
+        for (limit, remaining, reset), seen in zip(NAMES, (self._requests, self._tokens)):
             if seen is not None:
-                out += [
-                    (f"x-ratelimit-limit-{name}".encode(), str(seen.limit).encode()),
-                    (f"x-ratelimit-remaining-{name}".encode(), str(seen.remaining).encode()),
-                    (f"x-ratelimit-reset-{name}".encode(), duration(seen.reset_s).encode()),
-                ]
+                out += [(limit, b"%d" % seen.limit), (remaining, b"%d" % seen.remaining),
+                        (reset, duration(seen.reset_s).encode())]
         return out
+
+
+NAMES = tuple(tuple(f"x-ratelimit-{part}-{name}".encode() for part in ("limit", "remaining", "reset"))
+              for name in ("requests", "tokens"))
 
 
 def duration(seconds: float) -> str:

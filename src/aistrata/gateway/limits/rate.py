@@ -10,6 +10,7 @@ refuses, what earlier rules took is given back, so a refused request costs nobod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Awaitable, Callable
 
 from ...core import ErrorKind, GatewayError
@@ -18,7 +19,7 @@ from ..router import Router
 from ..state import SharedState
 from .estimate import Request, input_tokens, max_output_tokens
 from .headers import RateReport
-from .spec import TOKEN_DIMENSIONS, LimitRule, Subjects, key_limits
+from .spec import LimitRule, Subjects, key_limits
 
 WINDOW_S = 60.0
 Settle = Callable[[RequestContext], Awaitable[None]]
@@ -54,7 +55,7 @@ class RateLimiter:
         return found
 
     async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
-        subjects = Subjects.of(ctx.principal, req.model, self.team_orgs)
+        subjects = Subjects.for_request(ctx, req.model, self.team_orgs)
         rules = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
         if not rules:
             return None
@@ -62,11 +63,17 @@ class RateLimiter:
         taken: list[Taken] = []
         report = RateReport()
         try:
+            # Every sliding window of the request in one atomic step (one Redis round trip).
+            windows = [(rule, subject, dimension, cap) for rule, subject in rules if rule.algorithm != "token_bucket"
+                       for dimension, cap in rule.caps.items()]
+            if windows:
+                taken += await self._add_windows(windows, amounts, report)
             for rule, subject in rules:
-                for dimension, cap in rule.caps.items():
-                    taken.append(await self._take(rule, subject, dimension, cap, amounts[dimension], report))
+                if rule.algorithm == "token_bucket":
+                    for dimension, cap in rule.caps.items():
+                        taken.append(await self._take_bucket(rule, subject, dimension, cap, amounts[dimension], report))
                 if rule.concurrent is not None:
-                    taken.append(await self._acquire(rule, subject, report))
+                    taken.append(await self._acquire(rule, subject))
         except GatewayError:
             await self._give_back(taken, {d: 0 for d in amounts})  # a refused request costs nothing
             ctx.headers.extend(report.headers())
@@ -83,35 +90,40 @@ class RateLimiter:
 
     def _amounts(self, req: Request, rules: list[tuple[LimitRule, str]], ctx: RequestContext) -> dict[str, int]:
         amounts = {"requests": 1, "input_tokens": 0, "output_tokens": 0, "tokens": 0}
-        if any(d in TOKEN_DIMENSIONS for rule, _ in rules for d in rule.caps):
+        if any(rule.counts_tokens for rule, _ in rules):
             dep = self.router.resolve(req.model)[0]
             amounts["input_tokens"] = input_tokens(req, dep.model, ctx.estimates)
             amounts["output_tokens"] = max_output_tokens(req, dep, self.default_max_tokens)
             amounts["tokens"] = amounts["input_tokens"] + amounts["output_tokens"]
         return amounts
 
-    async def _take(self, rule: LimitRule, subject: str, dimension: str, cap: int, amount: int,
-                    report: RateReport) -> Taken:
-        key = counter_key(rule, subject, dimension)
-        if rule.algorithm == "token_bucket":
-            b = await self.state.bucket_take(key, amount, cap, cap / WINDOW_S)
-            allowed, remaining, retry = b.allowed, int(b.level), b.retry_after
-            reset = (cap - b.level) * WINDOW_S / cap
-            slot = 0
-        else:
-            w = await self.state.window_add(key, amount, cap, WINDOW_S)
-            allowed, remaining, retry, slot = w.allowed, cap - w.used, w.retry_after, w.slot
-            reset = retry if not allowed and retry >= 0 else WINDOW_S
-        report.note(dimension, cap, remaining if allowed else 0, reset)
-        if not allowed:
-            detail = (f"this request needs {amount}, more than the limit allows at once" if retry < 0
-                      else f"retry in {retry:.1f}s")
-            raise GatewayError(ErrorKind.rate_limit,
-                               f"rate limit '{label(rule, subject)} {dimension} per minute' reached: "
-                               f"limit {cap} ({detail})", retry_after=WINDOW_S if retry < 0 else retry)
-        return Taken(rule, dimension, key, amount, slot=slot)
+    async def _add_windows(self, windows: list[tuple[LimitRule, str, str, int]], amounts: dict[str, int],
+                           report: RateReport) -> list[Taken]:
+        keys = [counter_key(rule, subject, dimension) for rule, subject, dimension, _ in windows]
+        results = await self.state.windows_add(
+            [(key, amounts[dimension], cap) for key, (_, _, dimension, cap) in zip(keys, windows)], WINDOW_S)
+        refused = next((i for i, w in enumerate(results) if not w.allowed), None)
+        for (_, _, dimension, cap), w in zip(windows, results):
+            if refused is None:
+                report.note(dimension, cap, cap - w.used, WINDOW_S)
+            elif not w.allowed:
+                report.note(dimension, cap, 0, w.retry_after if w.retry_after >= 0 else WINDOW_S)
+        if refused is not None:
+            rule, subject, dimension, cap = windows[refused]
+            raise _refusal(rule, subject, dimension, cap, amounts[dimension], results[refused].retry_after)
+        return [Taken(rule, dimension, key, amounts[dimension], slot=w.slot)
+                for (rule, _, dimension, _), key, w in zip(windows, keys, results)]
 
-    async def _acquire(self, rule: LimitRule, subject: str, report: RateReport) -> Taken:
+    async def _take_bucket(self, rule: LimitRule, subject: str, dimension: str, cap: int, amount: int,
+                           report: RateReport) -> Taken:
+        key = counter_key(rule, subject, dimension)
+        b = await self.state.bucket_take(key, amount, cap, cap / WINDOW_S)
+        report.note(dimension, cap, int(b.level) if b.allowed else 0, (cap - b.level) * WINDOW_S / cap)
+        if not b.allowed:
+            raise _refusal(rule, subject, dimension, cap, amount, b.retry_after)
+        return Taken(rule, dimension, key, amount)
+
+    async def _acquire(self, rule: LimitRule, subject: str) -> Taken:
         assert rule.concurrent is not None
         key = counter_key(rule, subject, "concurrent")
         s = await self.state.slot_acquire(key, rule.concurrent, self.slot_ttl_s)
@@ -123,6 +135,7 @@ class RateLimiter:
 
     async def _give_back(self, taken: list[Taken], actual: dict[str, int]) -> None:
         """Release slots and correct each counter from what was taken to what was used."""
+        windows = []
         for t in reversed(taken):
             if t.dimension == "concurrent":
                 await self.state.slot_release(t.key, t.token)
@@ -134,7 +147,9 @@ class RateLimiter:
                 cap = t.rule.caps[t.dimension]
                 await self.state.bucket_take(t.key, delta, cap, cap / WINDOW_S, force=True)
             else:
-                await self.state.window_adjust(t.key, t.slot, delta, WINDOW_S)
+                windows.append((t.key, t.slot, delta))
+        if windows:
+            await self.state.windows_adjust(windows, WINDOW_S)
 
     async def usage(self, subjects: Subjects, scope: str) -> list[dict[str, Any]]:
         """Current counters of the configured rules that apply to `subjects` in `scope`."""
@@ -159,8 +174,21 @@ class RateLimiter:
 
 
 def counter_key(rule: LimitRule, subject: str, dimension: str) -> str:
-    model = f":{rule.model}" if rule.model and rule.scope != "key_model" else ""
-    return f"rl:{rule.origin}:{rule.scope}:{subject}{model}:{dimension}"
+    return _counter_key(rule.origin, rule.scope, rule.model, subject, dimension)
+
+
+@lru_cache(maxsize=65536)  # built for every counter of every request
+def _counter_key(origin: str, scope: str, model: str | None, subject: str, dimension: str) -> str:
+    model = f":{model}" if model and scope != "key_model" else ""
+    return f"rl:{origin}:{scope}:{subject}{model}:{dimension}"
+
+
+def _refusal(rule: LimitRule, subject: str, dimension: str, cap: int, amount: int, retry: float) -> GatewayError:
+    detail = (f"this request needs {amount}, more than the limit allows at once" if retry < 0
+              else f"retry in {retry:.1f}s")
+    return GatewayError(ErrorKind.rate_limit,
+                        f"rate limit '{label(rule, subject)} {dimension} per minute' reached: "
+                        f"limit {cap} ({detail})", retry_after=WINDOW_S if retry < 0 else retry)
 
 
 def label(rule: LimitRule, subject: str) -> str:

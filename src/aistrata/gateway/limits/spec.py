@@ -54,6 +54,15 @@ class Subjects:
         org = meta.get("org_id") or (team_orgs.get(team) if team else None)
         return cls(principal.key_id, principal.user_id, team, org, model)
 
+    @classmethod
+    def for_request(cls, ctx: Any, model: str, team_orgs: Mapping[str, str]) -> Subjects:
+        """`of` for a request, worked out once and shared by the stages that need it."""
+        key = ("subjects", model)
+        found = ctx.estimates.get(key)
+        if found is None:
+            found = ctx.estimates[key] = cls.of(ctx.principal, model, team_orgs)
+        return found
+
     def get(self, scope: str) -> str | None:
         if scope == "key_model":
             return f"{self.key}|{self.model}" if self.key else None
@@ -69,6 +78,10 @@ class LimitRule:
     concurrent: int | None = None
     algorithm: str = "sliding_window"
     origin: str = "config"             # "config#<n>" or "key": keeps counters of rules apart
+    counts_tokens: bool = field(init=False, repr=False, compare=False)  # caps a token dimension
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts_tokens", any(d in TOKEN_DIMENSIONS for d in self.caps))
 
     def subject(self, subjects: Subjects) -> str | None:
         """The subject this rule counts the request against, or None when it does not apply."""

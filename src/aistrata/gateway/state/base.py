@@ -11,39 +11,38 @@ Keys are given without the namespace; each backend prefixes them (`aistrata:` by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
 DEFAULT_PREFIX = "aistrata:"
 # A sliding window is kept in sub-windows of 1/10 of its length. It counts the current one and
 # the 10 before, so it errs on the safe side: an amount leaves between 1 and 1.1 windows later.
 SUBWINDOWS = 10
 
+# Results are named tuples: one is made per counter per request, and a tuple is much cheaper
+# to build than a frozen dataclass.
 
-@dataclass(frozen=True, slots=True)
-class WindowResult:
+
+class WindowResult(NamedTuple):
     allowed: bool
     used: int               # in the window, this request included when allowed
     retry_after: float      # seconds until enough has slid out; -1 when it never fits
     slot: int               # sub-window the amount went into, for `window_adjust`
 
 
-@dataclass(frozen=True, slots=True)
-class BucketResult:
+class BucketResult(NamedTuple):
     allowed: bool
     level: float            # tokens left in the bucket (negative: a debt being paid back)
     retry_after: float      # seconds until the bucket holds enough; -1 when it never will
 
 
-@dataclass(frozen=True, slots=True)
-class SlotResult:
+class SlotResult(NamedTuple):
     allowed: bool
     used: int               # slots held, this one included when allowed
     token: str              # hand back to `slot_release`
 
 
-@dataclass(frozen=True, slots=True)
-class ReserveResult:
+class ReserveResult(NamedTuple):
     allowed: bool
     used: int               # settled so far
     reserved: int           # held by calls in flight, this one included when allowed
@@ -52,12 +51,14 @@ class ReserveResult:
 class SharedState(Protocol):
     """What limits, budgets, breakers and the cache may count on, on one node or many."""
 
-    async def window_add(self, key: str, amount: int, limit: int, window_s: float) -> WindowResult:
-        """Add `amount` to a sliding window if the window stays within `limit`."""
+    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
+        """Add each `(key, amount, limit)` to its sliding window, all or nothing: only when every
+        window stays within its limit. One result per item; `allowed` says whether that item fit."""
         ...
 
-    async def window_adjust(self, key: str, slot: int, delta: int, window_s: float) -> None:
-        """Correct an earlier `window_add` (estimate -> true count); no-op once slid out."""
+    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
+        """Correct earlier adds, each `(key, slot, delta)` (estimate -> true count); a slot that
+        slid out is left alone."""
         ...
 
     async def window_used(self, key: str, window_s: float) -> int: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Awaitable, Callable, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,11 +59,11 @@ class FallbackState:
             log.error("Redis unreachable (%s): serving on local in-process limits until it is back", self._reason)
         self._next_try = self.monotonic() + self.retry_s
 
-    async def window_add(self, key: str, amount: int, limit: int, window_s: float) -> WindowResult:
-        return await self._run(lambda s: s.window_add(key, amount, limit, window_s))
+    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
+        return await self._run(lambda s: s.windows_add(items, window_s))
 
-    async def window_adjust(self, key: str, slot: int, delta: int, window_s: float) -> None:
-        await self._run(lambda s: s.window_adjust(key, slot, delta, window_s))
+    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
+        await self._run(lambda s: s.windows_adjust(items, window_s))
 
     async def window_used(self, key: str, window_s: float) -> int:
         return await self._run(lambda s: s.window_used(key, window_s))

@@ -10,6 +10,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import orjson
@@ -26,6 +27,7 @@ from .base import (
 )
 
 SWEEP_EVERY = 10_000  # operations between sweeps of expired keys
+SWEEP_HOLDS = 1_000   # holds on one budget before expired ones are looked for
 
 
 class MemoryState:
@@ -74,28 +76,37 @@ class MemoryState:
 
     # -- sliding window ------------------------------------------------------------------------
 
-    async def window_add(self, key: str, amount: int, limit: int, window_s: float) -> WindowResult:
+    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
         step = sub_window_ms(window_s)
         with self._lock:
             now = self._now()
-            slots: dict[int, int] = self._load(key, now, dict)
             cur = now // step
-            for s in [s for s in slots if s < cur - SUBWINDOWS]:
-                del slots[s]
-            used = sum(slots.values())
-            if used + amount > limit:
-                return WindowResult(False, used, _window_retry(slots, used + amount - limit, amount > limit, step, now), cur)
-            slots[cur] = slots.get(cur, 0) + amount
-            self._expire(key, now + step * (SUBWINDOWS + 2))
-            return WindowResult(True, used + amount, 0.0, cur)
+            found = []
+            for key, amount, limit in items:
+                slots: dict[int, int] = self._load(key, now, dict)
+                if slots and min(slots) < cur - SUBWINDOWS:
+                    for s in [s for s in slots if s < cur - SUBWINDOWS]:
+                        del slots[s]
+                used = sum(slots.values())
+                found.append((slots, used, amount, limit))
+            if all(used + amount <= limit for _, used, amount, limit in found):
+                expires = now + step * (SUBWINDOWS + 2)
+                for (key, _, _), (slots, _, amount, _) in zip(items, found):
+                    slots[cur] = slots.get(cur, 0) + amount
+                    self._expires[self.prefix + key] = expires
+                return [WindowResult(True, used + amount, 0.0, cur) for _, used, amount, _ in found]
+            return [WindowResult(True, used, 0.0, cur) if used + amount <= limit else
+                    WindowResult(False, used, _window_retry(slots, used + amount - limit, amount > limit, step, now), cur)
+                    for slots, used, amount, limit in found]
 
-    async def window_adjust(self, key: str, slot: int, delta: int, window_s: float) -> None:
+    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
         step = sub_window_ms(window_s)
         with self._lock:
             now = self._now()
-            slots: dict[int, int] = self._load(key, now, dict)
-            if slot >= now // step - SUBWINDOWS:
-                slots[slot] = slots.get(slot, 0) + delta
+            for key, slot, delta in items:
+                if slot >= now // step - SUBWINDOWS:
+                    slots: dict[int, int] = self._load(key, now, dict)
+                    slots[slot] = slots.get(slot, 0) + delta
 
     async def window_used(self, key: str, window_s: float) -> int:
         step = sub_window_ms(window_s)
@@ -161,22 +172,26 @@ class MemoryState:
         with self._lock:
             now = self._now()
             entry = self._load(key, now, _new_reservation)
-            holds: dict[str, tuple[int, int]] = entry["holds"]
-            for r in [r for r, (_, exp) in holds.items() if exp <= now]:
-                del holds[r]
-            reserved = sum(a for a, _ in holds.values())
-            if entry["used"] + reserved + amount > cap:
-                return ReserveResult(False, entry["used"], reserved)
-            holds[rid] = (amount, now + ttl_ms(hold_s))
+            # `held` is the running sum of the holds; expired ones (a call that never settled)
+            # are dropped only when they could matter: before a refusal, or as they pile up.
+            if entry["used"] + entry["held"] + amount > cap or len(entry["holds"]) >= SWEEP_HOLDS:
+                _drop_expired_holds(entry, now)
+            if entry["used"] + entry["held"] + amount > cap:
+                return ReserveResult(False, entry["used"], entry["held"])
+            replaced = entry["holds"].get(rid)
+            entry["holds"][rid] = (amount, now + ttl_ms(hold_s))
+            entry["held"] += amount - (replaced[0] if replaced else 0)
             if ttl_s is not None:
                 self._expire(key, now + ttl_ms(ttl_s))
-            return ReserveResult(True, entry["used"], reserved + amount)
+            return ReserveResult(True, entry["used"], entry["held"])
 
     async def settle(self, key: str, rid: str, actual: int, ttl_s: float | None = None) -> int:
         with self._lock:
             now = self._now()
             entry = self._load(key, now, _new_reservation)
-            entry["holds"].pop(rid, None)
+            hold = entry["holds"].pop(rid, None)
+            if hold is not None:
+                entry["held"] -= hold[0]
             entry["used"] += actual
             if ttl_s is not None:
                 self._expire(key, now + ttl_ms(ttl_s))
@@ -228,7 +243,13 @@ class MemoryState:
 
 
 def _new_reservation() -> dict[str, Any]:
-    return {"used": 0, "holds": {}}
+    return {"used": 0, "held": 0, "holds": {}}
+
+
+def _drop_expired_holds(entry: dict[str, Any], now: int) -> None:
+    holds = entry["holds"]
+    for rid in [rid for rid, (_, exp) in holds.items() if exp <= now]:
+        entry["held"] -= holds.pop(rid)[0]
 
 
 def _refill_ms(level: float, capacity: int, per_s: float) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import orjson
@@ -16,37 +17,58 @@ import redis.asyncio as aioredis
 
 from .base import DEFAULT_PREFIX, SUBWINDOWS, BucketResult, ReserveResult, SlotResult, WindowResult, sub_window_ms, ttl_ms
 
-# KEYS[1] hash sub-window -> amount. ARGV: amount, limit, now_ms, step_ms, subwindows.
-WINDOW_ADD = """
-local amount, limit, now, step, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+# KEYS[i] hash sub-window -> amount, one per window. ARGV: now_ms, step_ms, subwindows, then
+# amount_i, limit_i per key. All or nothing: adds only when every window stays within its limit.
+# Returns cur, allowed_all, then allowed_i, used_i, retry_ms_i per key.
+WINDOWS_ADD = """
+local now, step, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local cur = math.floor(now / step)
-local vals = redis.call('HGETALL', KEYS[1])
-local used, live = 0, {}
-for i = 1, #vals, 2 do
-  local s, v = tonumber(vals[i]), tonumber(vals[i + 1])
-  if s < cur - n then redis.call('HDEL', KEYS[1], vals[i]) else used = used + v; live[#live + 1] = {s, v} end
-end
-if used + amount > limit then
-  local retry = -1
-  if amount <= limit then
-    table.sort(live, function(a, b) return a[1] < b[1] end)
-    local excess = used + amount - limit
-    for _, sv in ipairs(live) do
-      excess = excess - sv[2]
-      if excess <= 0 then retry = (sv[1] + n + 1) * step - now; break end
+local out, all = {cur, 1}, 1
+local used_of = {}
+for k = 1, #KEYS do
+  local amount, limit = tonumber(ARGV[2 + 2 * k]), tonumber(ARGV[3 + 2 * k])
+  local vals = redis.call('HGETALL', KEYS[k])
+  local used, live = 0, {}
+  for i = 1, #vals, 2 do
+    local s, v = tonumber(vals[i]), tonumber(vals[i + 1])
+    if s < cur - n then redis.call('HDEL', KEYS[k], vals[i]) else used = used + v; live[#live + 1] = {s, v} end
+  end
+  used_of[k] = used
+  local allowed, retry = 1, 0
+  if used + amount > limit then
+    allowed, all, retry = 0, 0, -1
+    if amount <= limit then
+      table.sort(live, function(a, b) return a[1] < b[1] end)
+      local excess = used + amount - limit
+      for _, sv in ipairs(live) do
+        excess = excess - sv[2]
+        if excess <= 0 then retry = (sv[1] + n + 1) * step - now; break end
+      end
     end
   end
-  return {0, used, retry, cur}
+  out[#out + 1] = allowed; out[#out + 1] = used; out[#out + 1] = retry
 end
-redis.call('HINCRBY', KEYS[1], cur, amount)
-redis.call('PEXPIRE', KEYS[1], step * (n + 2))
-return {1, used + amount, 0, cur}
+if all == 1 then
+  for k = 1, #KEYS do
+    local amount = tonumber(ARGV[2 + 2 * k])
+    redis.call('HINCRBY', KEYS[k], cur, amount)
+    redis.call('PEXPIRE', KEYS[k], step * (n + 2))
+    out[3 * k + 1] = used_of[k] + amount
+  end
+end
+out[2] = all
+return out
 """
 
-# ARGV: slot, delta, now_ms, step_ms, subwindows. A slot that slid out is left alone.
-WINDOW_ADJUST = """
-if tonumber(ARGV[1]) >= math.floor(tonumber(ARGV[3]) / tonumber(ARGV[4])) - tonumber(ARGV[5]) and redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+# KEYS[i] window hashes. ARGV: now_ms, step_ms, subwindows, then slot_i, delta_i per key.
+# A slot that slid out is left alone.
+WINDOWS_ADJUST = """
+local oldest = math.floor(tonumber(ARGV[1]) / tonumber(ARGV[2])) - tonumber(ARGV[3])
+for k = 1, #KEYS do
+  local slot = tonumber(ARGV[2 + 2 * k])
+  if slot >= oldest and redis.call('EXISTS', KEYS[k]) == 1 then
+    redis.call('HINCRBY', KEYS[k], slot, ARGV[3 + 2 * k])
+  end
 end
 return 0
 """
@@ -123,8 +145,8 @@ class RedisState:
         self.redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True,
         )
-        self._window_add = self.redis.register_script(WINDOW_ADD)
-        self._window_adjust = self.redis.register_script(WINDOW_ADJUST)
+        self._windows_add = self.redis.register_script(WINDOWS_ADD)
+        self._windows_adjust = self.redis.register_script(WINDOWS_ADJUST)
         self._bucket_take = self.redis.register_script(BUCKET_TAKE)
         self._slot_acquire = self.redis.register_script(SLOT_ACQUIRE)
         self._reserve = self.redis.register_script(RESERVE)
@@ -137,14 +159,20 @@ class RedisState:
     def _now(self) -> int:
         return int(self.clock() * 1000)
 
-    async def window_add(self, key: str, amount: int, limit: int, window_s: float) -> WindowResult:
-        allowed, used, retry, slot = await self._window_add(
-            keys=[self._k(key)], args=[amount, limit, self._now(), sub_window_ms(window_s), SUBWINDOWS])
-        return WindowResult(bool(allowed), int(used), -1.0 if retry < 0 else retry / 1000, int(slot))
+    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
+        args: list[int] = [self._now(), sub_window_ms(window_s), SUBWINDOWS]
+        for _, amount, limit in items:
+            args += (amount, limit)
+        out = await self._windows_add(keys=[self._k(key) for key, _, _ in items], args=args)
+        cur = int(out[0])
+        return [WindowResult(bool(out[i]), int(out[i + 1]), -1.0 if out[i + 2] < 0 else out[i + 2] / 1000, cur)
+                for i in range(2, len(out), 3)]
 
-    async def window_adjust(self, key: str, slot: int, delta: int, window_s: float) -> None:
-        await self._window_adjust(
-            keys=[self._k(key)], args=[slot, delta, self._now(), sub_window_ms(window_s), SUBWINDOWS])
+    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
+        args: list[int] = [self._now(), sub_window_ms(window_s), SUBWINDOWS]
+        for _, slot, delta in items:
+            args += (slot, delta)
+        await self._windows_adjust(keys=[self._k(key) for key, _, _ in items], args=args)
 
     async def window_used(self, key: str, window_s: float) -> int:
         oldest = self._now() // sub_window_ms(window_s) - SUBWINDOWS

@@ -37,11 +37,14 @@ def response_model(resp: Any) -> str | None:
 
 def message_json(m: Message) -> dict[str, Any]:
     """Plain text stays a string; other parts keep their fields with a `type`."""
-    if all(p.kind == "text" for p in m.parts):
+    parts = m.parts
+    if len(parts) == 1 and parts[0].kind == "text":  # the common message, without the generic walk
+        return {"role": m.role, "content": parts[0].text}  # type: ignore[union-attr]
+    if all(p.kind == "text" for p in parts):
         return {"role": m.role, "content": m.text}
-    parts = []
-    for p in m.parts:
+    content = []
+    for p in parts:
         fields = asdict(p)
         fields["type"] = fields.pop("kind")
-        parts.append(fields)
-    return {"role": m.role, "content": parts}
+        content.append(fields)
+    return {"role": m.role, "content": content}

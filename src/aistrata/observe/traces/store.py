@@ -28,6 +28,7 @@ _INSERT = (
 MAX_LIMIT = 1000
 _TAGS_AT, _METADATA_AT = FIELDS.index("tags"), FIELDS.index("metadata")
 _INPUT_AT, _OUTPUT_AT = FIELDS.index("input"), FIELDS.index("output")
+_PARENT_AT, _START_AT, _END_AT = FIELDS.index("parent_span_id"), FIELDS.index("start_us"), FIELDS.index("end_us")
 
 
 class PayloadCodec(Protocol):
@@ -38,10 +39,10 @@ class PayloadCodec(Protocol):
     def open(self, text: str) -> str: ...
 
 
-class Buildable(Protocol):
-    """A span, or a pending gateway span that builds itself in the writer thread."""
+class SpanValues(Protocol):
+    """A span, or a pending gateway span (which makes its values in the writer thread)."""
 
-    def build(self) -> Span: ...
+    def values(self) -> tuple[Any, ...]: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -73,23 +74,33 @@ class SpanSink:
         self.exporter = exporter
         self.codec = codec
 
-    def insert_many(self, items: Iterable[Buildable]) -> None:
-        spans = [item.build() for item in items]
-        if self.codec is not None:
-            for s in spans:  # masked for the exporter too; encrypted for the table only
-                s.input, s.output = _apply(self.codec.mask, s.input), _apply(self.codec.mask, s.output)
-        self.db.executemany(_INSERT, [span_params(s, self.codec) for s in spans])
-        if self.exporter is not None:
-            for span in spans:
-                self.exporter.record(span)
+    def insert_many(self, items: Iterable[SpanValues]) -> None:
+        codec, exporter = self.codec, self.exporter
+        rows: list[tuple[Any, ...]] = []
+        exported: list[Span] = []
+        for item in items:
+            values = list(item.values())
+            if codec is not None:  # masked for the exporter too; encrypted for the table only
+                values[_INPUT_AT] = _apply(codec.mask, values[_INPUT_AT])
+                values[_OUTPUT_AT] = _apply(codec.mask, values[_OUTPUT_AT])
+            if exporter is not None:
+                exported.append(Span(*values))  # a `Span` only for the exporter's sake
+            rows.append(_row(values, codec))
+        self.db.executemany(_INSERT, rows)
+        if exporter is not None:
+            for span in exported:
+                exporter.record(span)
 
 
-def span_params(s: Span, codec: PayloadCodec | None = None) -> tuple[Any, ...]:
-    values = [getattr(s, c) for c in FIELDS]
-    values[_TAGS_AT], values[_METADATA_AT] = to_json(s.tags), to_json(s.metadata)
+def _row(values: list[Any], codec: PayloadCodec | None) -> tuple[Any, ...]:
+    """`values` (a span's fields, in `FIELDS` order) as the row `_INSERT` takes."""
+    values[_TAGS_AT], values[_METADATA_AT] = to_json(values[_TAGS_AT]), to_json(values[_METADATA_AT])
     if codec is not None:
-        values[_INPUT_AT], values[_OUTPUT_AT] = _apply(codec.seal, s.input), _apply(codec.seal, s.output)
-    return (*values, s.is_root, s.duration_ms)
+        values[_INPUT_AT] = _apply(codec.seal, values[_INPUT_AT])
+        values[_OUTPUT_AT] = _apply(codec.seal, values[_OUTPUT_AT])
+    is_root = values[_PARENT_AT] is None
+    duration_ms = max(0, values[_END_AT] - values[_START_AT]) / 1000  # as `Span.duration_ms`
+    return (*values, is_root, duration_ms)
 
 
 def _apply(fn: Callable[[str], str], value: str | None) -> str | None:

@@ -33,11 +33,16 @@ Method
   <= 1/15 (whole and streamed), idle RSS <= 1/3, gateway ready within 1.5 s.
 * Stage cost: gateway-stages / gateway-key (the same caller, so only the stages differ) at
   each mode and concurrency, throughput and CPU ms/request, each checked against "within
-  15%" (rps ratio >= 0.85, CPU ratio <= 1.15).
+  15%" (rps ratio >= 0.85, CPU ratio <= 1.15). These two are measured again as a PAIR: both
+  gateways run side by side (both on core 0, only one loaded at a time) and wrk alternates
+  between them for `--rounds` rounds; the ratio is the median of the per-round ratios. On a
+  shared VM a machine's speed drifts by tens of percent within minutes, which one run after
+  the other would book as a difference between the targets; alternating cancels the drift.
 
 Results go to ``bench/results/gateway-<date>[-quick].json``; a Markdown report goes to stdout.
 
-    python bench/gateway/run.py [--quick] [--duration 10] [--only fake,gateway,gateway-key,gateway-stages,litellm]
+    python bench/gateway/run.py [--quick] [--duration 10] [--rounds 3]
+                                [--only fake,gateway,gateway-key,gateway-stages,litellm]
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -403,6 +409,66 @@ def bench_target(name: str, args, workdir: Path, fake: Proc, fake_port: int) -> 
     return result
 
 
+@dataclass
+class Side:
+    """One gateway of a pair, started and ready, with its wrk scripts."""
+    name: str
+    proc: Proc
+    port: int
+    scripts: dict = field(default_factory=dict)  # stream? -> wrk script
+
+
+def start_side(name: str, workdir: Path, fake_port: int, label: str | None = None, extra: dict | None = None) -> Side:
+    """A gateway configured as target `name` (plus `extra` config) under its own label, data
+    directory and virtual key, with whole and streamed wrk scripts."""
+    label = label or f"{name}-paired"
+    config = {**json.loads(gateway_config(workdir, name, fake_port).read_text()), **(extra or {})}
+    path = workdir / f"{label}.yaml"
+    path.write_text(json.dumps(config, indent=2))
+    data = workdir / f"{label}-data"
+    data.mkdir(exist_ok=True)
+    port = free_port()
+    proc = spawn(label, [*gateway_launcher(), "serve", "--host", HOST, "--port", str(port), "--config", str(path),
+                         "--data-dir", str(data), "--log-level", "warning"], TARGET_CPU, workdir, main_env())
+    try:
+        wait_ready(proc, port, "/ready")
+        token = virtual_key(port)
+        check_replies(port, token)
+    except BaseException:
+        stop(proc)
+        raise
+    return Side(label, proc, port, {stream: wrk_script(workdir, label, stream, token) for stream in (False, True)})
+
+
+def paired(base: Side, other: Side, args, fake: Proc) -> list[dict]:
+    """For each mode and concurrency, `args.rounds` rounds of base then other; per-round ratios
+    other/base of requests/s and CPU ms/request, and their medians."""
+    rows = []
+    for stream, mode in zip(args.modes, args.mode_names):
+        for conns in args.concurrency:
+            for side in (base, other):
+                run_wrk(side.port, side.scripts[stream], conns, args.warmup)
+            rounds = []
+            for _ in range(args.rounds):
+                a = measure(base.port, base.scripts[stream], conns, args.duration, base.proc.pid, fake.pid)
+                b = measure(other.port, other.scripts[stream], conns, args.duration, other.proc.pid, fake.pid)
+                rounds.append({"base": a, "other": b, "rps_ratio": ratio(b["rps"], a["rps"]),
+                               "cpu_ratio": ratio(b["cpu_ms_per_req"], a["cpu_ms_per_req"])})
+            row = {"mode": mode, "concurrency": conns, "rounds": rounds,
+                   "rps_base": statistics.median(r["base"]["rps"] for r in rounds),
+                   "rps_other": statistics.median(r["other"]["rps"] for r in rounds),
+                   "cpu_ms_base": statistics.median(r["base"]["cpu_ms_per_req"] for r in rounds),
+                   "cpu_ms_other": statistics.median(r["other"]["cpu_ms_per_req"] for r in rounds),
+                   "rps_ratio": statistics.median(r["rps_ratio"] for r in rounds),
+                   "cpu_ratio": statistics.median(r["cpu_ratio"] for r in rounds),
+                   "errors": sum(r["base"]["errors"] + r["other"]["errors"] for r in rounds)}
+            each = ", ".join(f"{r['rps_ratio']:.3f}" for r in rounds)
+            print(f"  {other.name} / {base.name} {mode:6} c={conns:<3} rps ratio {row['rps_ratio']:.3f} "
+                  f"(rounds: {each}), CPU ratio {row['cpu_ratio']:.3f}", file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows
+
+
 def log_run(name: str, r: dict) -> None:
     err = f"  !!! {r['errors']} ERRORS {r['error_detail']}" if r["errors"] else ""
     cpu = f" cpu {r['cpu_ms_per_req']:.2f} ms/req" if r.get("cpu_ms_per_req") else ""
@@ -469,21 +535,25 @@ def comparisons(results: dict, args) -> list[dict]:
     return rows
 
 
-def stage_costs(results: dict, args) -> list[dict]:
-    """gateway-stages / gateway-key per mode and concurrency: what the stages cost."""
-    rows = []
+def stage_costs(pairs: list[dict]) -> list[dict]:
+    """gateway-stages / gateway-key per mode and concurrency (the paired rounds): what the stages cost."""
     limit = GOALS["stage_cost_max"]
-    for mode in args.mode_names:
-        for conns in args.concurrency:
-            s, b = find(results, "gateway-stages", mode, conns), find(results, "gateway-key", mode, conns)
-            if not (s and b):
-                continue
-            rps, cpu = ratio(s["rps"], b["rps"]), ratio(s["cpu_ms_per_req"], b["cpu_ms_per_req"])
-            rows.append({"mode": mode, "concurrency": conns, "rps_stages": s["rps"], "rps_bare": b["rps"],
-                         "rps_ratio": rps, "rps_pass": None if rps is None else rps >= 1 - limit,
-                         "cpu_ms_stages": s["cpu_ms_per_req"], "cpu_ms_bare": b["cpu_ms_per_req"],
-                         "cpu_ratio": cpu, "cpu_pass": None if cpu is None else cpu <= 1 + limit})
-    return rows
+    return [{"mode": p["mode"], "concurrency": p["concurrency"], "rounds": len(p["rounds"]),
+             "rps_stages": p["rps_other"], "rps_bare": p["rps_base"], "rps_ratio": p["rps_ratio"],
+             "rps_pass": p["rps_ratio"] >= 1 - limit, "cpu_ms_stages": p["cpu_ms_other"], "cpu_ms_bare": p["cpu_ms_base"],
+             "cpu_ratio": p["cpu_ratio"], "cpu_pass": p["cpu_ratio"] <= 1 + limit, "errors": p["errors"]}
+            for p in pairs]
+
+
+def measure_stage_cost(args, workdir: Path, fake: Proc, fake_port: int) -> list[dict]:
+    """gateway-key and gateway-stages side by side, alternating (see the module's docstring)."""
+    sides: list[Side] = []
+    try:
+        sides = [start_side("gateway-key", workdir, fake_port), start_side("gateway-stages", workdir, fake_port)]
+        return stage_costs(paired(sides[0], sides[1], args, fake))
+    finally:
+        for side in sides:
+            stop(side.proc)
 
 
 def fmt(v, digits=2) -> str:
@@ -528,7 +598,8 @@ def markdown(results: dict, comps: list[dict], stages: list[dict], meta: dict) -
                        f"{c['goal'] or ''} | {fmt(c['pass']) if c['pass'] is not None else ''} |")
     if stages:
         out += ["", "Stage cost: gateway-stages (limits, budget, cache: every request a miss) / gateway-key "
-                "(no stages, the same virtual key); goal: within 15%.", "",
+                f"(no stages, the same virtual key), side by side, {stages[0]['rounds']} alternating rounds, "
+                "medians; goal: within 15%.", "",
                 "| mode | conc | rps stages | rps no stages | rps ratio | result | CPU ms/req stages | CPU ms/req no stages | "
                 "CPU ratio | result |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
         for c in stages:
@@ -536,6 +607,7 @@ def markdown(results: dict, comps: list[dict], stages: list[dict], meta: dict) -
                        f"{fmt(c['rps_ratio'], 3)} | {fmt(c['rps_pass'])} | {fmt(c['cpu_ms_stages'])} | "
                        f"{fmt(c['cpu_ms_bare'])} | {fmt(c['cpu_ratio'], 3)} | {fmt(c['cpu_pass'])} |")
     total_errors = sum(r["errors"] for res in results.values() for r in res.get("runs", []))
+    total_errors += sum(c["errors"] for c in stages)
     if total_errors:
         out += ["", f"**!!! {total_errors} request errors in this run — the figures above are not trustworthy.**"]
     return "\n".join(out)
@@ -560,6 +632,7 @@ def parse_args():
     ap.add_argument("--duration", type=float, default=None, help="seconds per measured run (default 10)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per run (default 3)")
     ap.add_argument("--only", default=",".join(TARGETS), help="comma list of " + ",".join(TARGETS))
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds of the stage-cost pair (default 3)")
     ap.add_argument("--fake-module", default="aistrata.testing.fake_upstream",
                     help="module run as the fake upstream (for testing the harness)")
     ap.add_argument("--no-install", action="store_true", help="do not create/refresh the LiteLLM venv")
@@ -567,6 +640,7 @@ def parse_args():
     args.targets = [t for t in TARGETS if t in args.only.split(",")]
     args.duration = args.duration or (3 if args.quick else 10)
     args.warmup = args.warmup or (1 if args.quick else 3)
+    args.rounds = args.rounds or (2 if args.quick else 3)
     args.concurrency = [1, 16] if args.quick else [1, 16, 64]
     args.modes = [False, True]
     args.mode_names = ["whole", "stream"]
@@ -584,6 +658,7 @@ def main() -> int:
             "goals": GOALS, "workdir": str(workdir), **machine()}
     print(f"workdir {workdir}", file=sys.stderr)
     results: dict = {}
+    stages: list[dict] = []
     fake_port = free_port()
     fake = spawn("fake_upstream", [PYTHON, "-m", args.fake_module, "--host", HOST, "--port", str(fake_port)],
                  LOAD_CPU, workdir, main_env())
@@ -593,19 +668,21 @@ def main() -> int:
         for name in args.targets:
             print(f"== {name}", file=sys.stderr, flush=True)
             results[name] = bench_target(name, args, workdir, fake, fake_port)
+        if {"gateway-key", "gateway-stages"} <= set(args.targets):
+            print("== gateway-stages / gateway-key, side by side", file=sys.stderr, flush=True)
+            stages = measure_stage_cost(args, workdir, fake, fake_port)
     finally:
         stop(fake)
     meta["loadavg_end"] = os.getloadavg()
     add_added_latency(results)
     comps = comparisons(results, args)
-    stages = stage_costs(results, args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"gateway-{meta['date']}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps({"meta": meta, "results": results, "comparisons": comps, "stage_costs": stages},
                               indent=2) + "\n")
     print(markdown(results, comps, stages, meta))
     print(f"\nwrote {out.relative_to(REPO)}", file=sys.stderr)
-    errors = sum(r["errors"] for res in results.values() for r in res.get("runs", []))
+    errors = sum(r["errors"] for res in results.values() for r in res.get("runs", [])) + sum(s["errors"] for s in stages)
     if errors:
         print(f"\n!!!!!!!! {errors} REQUEST ERRORS IN THIS RUN !!!!!!!!", file=sys.stderr)
     failed = [n for n, r in results.items() if r.get("failed")]

@@ -11,14 +11,17 @@ Method
   `INSERT ... SELECT` over a generated series: 200,000 traces of 5 spans, 30 days, 20 models,
   1,000 users, 100 keys, 10 teams, 40,000 sessions, 2% errors), then each API query (limit 50)
   runs `--repeat` times after one warm-up; the median and max are reported.
-* Gateway: the fake upstream and the gateway run as in `bench/gateway/run.py` (its helpers
-  are imported: gateway on core 0, fake + wrk on core 1), once with the default config
-  (request log + spans recorded to SQLite) and once with `observe: {enabled: false}`; wrk
-  measures whole and streamed completions at the given concurrencies.
+* Gateway: the fake upstream and two gateways run as in `bench/gateway/run.py` (its helpers
+  are imported: gateways on core 0, fake + wrk on core 1), one with the default config
+  (request log + spans recorded to SQLite, metrics) and one with `observe: {enabled: false}`,
+  both called with a virtual key. They run side by side and wrk alternates between them
+  (`--rounds` rounds of whole and streamed completions at each concurrency); the on/off
+  ratio is the median of the per-round ratios, which cancels the VM's drift in speed.
 
 Results: a Markdown table on stdout, JSON in `bench/results/observe-<date>.json`.
 
-    python bench/observe/run.py [--spans 50000] [--rows 1000000] [--duration 8] [--skip-gateway]
+    python bench/observe/run.py [--spans 50000] [--rows 1000000] [--duration 8] [--rounds 3]
+                                [--skip-gateway] [--skip-queries]
 """
 
 from __future__ import annotations
@@ -188,41 +191,21 @@ def query_latencies(db: Database, repeat: int) -> dict[str, dict[str, float]]:
 
 # ---------------------------------------------------------------- gateway, recording on vs off
 
-def gateway_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def gateway_throughput(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    """Recording on / off, side by side in alternating rounds (`gw.paired`)."""
     fake_port = gw.free_port()
     fake = gw.spawn("fake_upstream", [gw.PYTHON, "-m", "aistrata.testing.fake_upstream", "--host", gw.HOST,
                                       "--port", str(fake_port)], gw.LOAD_CPU, workdir, gw.main_env())
-    results: dict[str, Any] = {}
+    sides: list[Any] = []
     try:
         gw.wait_ready(fake, fake_port, "/v1/models", timeout=30)
-        for label, observe in (("recording on", {}), ("recording off", {"observe": {"enabled": False}})):
-            config = json.loads(gw.gateway_config(workdir, "gateway", fake_port).read_text())
-            path = workdir / f"gateway-{label.split()[1]}.yaml"
-            path.write_text(json.dumps({**config, **observe}))
-            data = workdir / f"data-{label.split()[1]}"
-            data.mkdir(exist_ok=True)
-            port = gw.free_port()
-            proc = gw.spawn(f"gateway-{label.split()[1]}", [*gw.gateway_launcher(), "serve", "--host", gw.HOST, "--port",
-                            str(port), "--config", str(path), "--data-dir", str(data), "--log-level", "warning"],
-                            gw.TARGET_CPU, workdir, gw.main_env())
-            try:
-                gw.wait_ready(proc, port, "/ready")
-                gw.check_replies(port, gw.BARE_TOKEN)
-                runs = []
-                for stream in (False, True):
-                    script = gw.wrk_script(workdir, label.split()[1], stream, gw.BARE_TOKEN)
-                    for conns in args.concurrency:
-                        gw.run_wrk(port, script, conns, args.warmup)
-                        r = gw.measure(port, script, conns, args.duration, proc.pid, fake.pid)
-                        r.update(mode="stream" if stream else "whole", concurrency=conns)
-                        gw.log_run(label, r)
-                        runs.append(r)
-                results[label] = runs
-            finally:
-                gw.stop(proc)
+        sides = [gw.start_side("gateway", workdir, fake_port, "recording-off", {"observe": {"enabled": False}}),
+                 gw.start_side("gateway", workdir, fake_port, "recording-on")]
+        return gw.paired(sides[0], sides[1], args, fake)
     finally:
+        for side in sides:
+            gw.stop(side.proc)
         gw.stop(fake)
-    return results
 
 
 # ---------------------------------------------------------------- report
@@ -246,14 +229,15 @@ def markdown(out: dict[str, Any]) -> str:
         lines.append("")
         lines.append("Bulk generation: " + ", ".join(f"{e} {out['queries'][e]['fill_s']:.1f} s" for e in engines) + ".")
     if out.get("gateway"):
-        on, off = out["gateway"]["recording on"], out["gateway"]["recording off"]
-        # CPU per request is the steadier figure when other work shares the machine.
-        lines += ["", "| gateway | mode | conc | rps on | rps off | on / off | p50 ms on | p50 ms off | "
-                  "CPU ms/req on | CPU ms/req off | errors |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for a, b in zip(on, off):
-            lines.append(f"| | {a['mode']} | {a['concurrency']} | {a['rps']:.0f} | {b['rps']:.0f} | "
-                         f"{a['rps'] / b['rps']:.3f} | {a['p50_ms']:.2f} | {b['p50_ms']:.2f} | "
-                         f"{a['cpu_ms_per_req']:.3f} | {b['cpu_ms_per_req']:.3f} | {a['errors'] + b['errors']} |")
+        rows = out["gateway"]
+        lines += ["", f"Gateway, recording on / off: the two side by side, {len(rows[0]['rounds'])} alternating rounds, "
+                  "medians; goal: within 10%.", "",
+                  "| mode | conc | rps on | rps off | on / off | result | CPU ms/req on | CPU ms/req off | CPU on / off | errors |",
+                  "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['mode']} | {r['concurrency']} | {r['rps_other']:.0f} | {r['rps_base']:.0f} | "
+                         f"{r['rps_ratio']:.3f} | {'PASS' if r['rps_ratio'] >= 0.9 else '**FAIL**'} | "
+                         f"{r['cpu_ms_other']:.3f} | {r['cpu_ms_base']:.3f} | {r['cpu_ratio']:.3f} | {r['errors']} |")
     return "\n".join(lines)
 
 
@@ -265,10 +249,12 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8, help="seconds per wrk run")
     ap.add_argument("--warmup", type=float, default=2, help="seconds of wrk warm-up")
     ap.add_argument("--concurrency", default="16,64")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating on/off rounds per mode and concurrency")
     ap.add_argument("--skip-gateway", action="store_true")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.modes, args.mode_names = [False, True], ["whole", "stream"]
     workdir = Path(tempfile.mkdtemp(prefix="aistrata-observe-bench-"))
     meta = {"date": dt.date.today().isoformat(), "rows": args.rows, "spans": args.spans, "workdir": str(workdir),
             **gw.machine()}

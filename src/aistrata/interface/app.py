@@ -29,7 +29,7 @@ from ..observe.evals import Evaluations
 from ..observe.metrics import GatewayMetrics
 from ..observe.recorder import Recorder
 from ..observe.request_recording import GatewayRecorder, PricedSink
-from ..observe.traces import NoRecording, Tracing
+from ..observe.traces import Tracing
 from ..providers.http import HttpClient
 from ..providers.registry import Registry
 from ..store.db import Database
@@ -86,10 +86,14 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     http = HttpClient()
     router = Router(settings, registry)
     input_guards, output_guards = build_guards(settings)
-    hooks = GatewayRecorder(recorder, [tracing.observer, metrics, security.auditor])
+    # `observe.enabled: false` stops the request log and traces; metrics and the audit of
+    # refusals are not recordings and go on.
+    recording = tracing.settings.enabled
+    hooks = GatewayRecorder(recorder if recording else None,
+                            [tracing.observer, metrics, security.auditor] if recording else [metrics, security.auditor])
     dispatcher = build_dispatcher(settings, router, registry, http, state)
     gateway = Gateway(
-        dispatcher, hooks if tracing.settings.enabled else NoRecording(),
+        dispatcher, hooks,
         # Kill switches run first, before anything is reserved or scanned.
         admissions=[*security.admissions(router, dispatcher), *build_admissions(settings, state, db, router),
                     *input_guards],
@@ -97,7 +101,8 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     )
     authn = Authenticator(settings.master_key, keys, jwt=security.jwt)
     evals = Evaluations(db, gateway, settings.raw.get("evaluations"))
-    hooks.observers.append(evals.worker)  # after the gateway exists: judges call through it
+    if recording:
+        hooks.observers.append(evals.worker)  # after the gateway exists: judges call through it
     alerts = Alerts(db, lambda: http.session, settings.raw.get("alerts"), observe)
     for stage in gateway.admissions:
         if isinstance(stage, BudgetGuard):

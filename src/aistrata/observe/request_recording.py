@@ -59,13 +59,14 @@ class GatewayRecorder:
     """The gateway's recorder hook: context -> record -> the batching recorder's queue, and
     the same record to each observer."""
 
-    def __init__(self, recorder: Recorder, observers: Sequence[RecordObserver] = ()) -> None:
-        self.recorder = recorder
+    def __init__(self, recorder: Recorder | None, observers: Sequence[RecordObserver] = ()) -> None:
+        self.recorder = recorder  # None: the request log is off (`observe.enabled: false`)
         self.observers = list(observers)
 
     def record(self, ctx: RequestContext) -> None:
         rec = to_record(ctx)
-        self.recorder.record(rec)
+        if self.recorder is not None:
+            self.recorder.record(rec)
         for observer in self.observers:
             try:
                 observer.observe(rec, ctx)

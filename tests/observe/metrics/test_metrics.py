@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aistrata.observe.metrics import OTHER, GatewayMetrics
 from aistrata.observe.records import RequestRecord
+from aistrata.observe.traces import SpanFilters
 from aistrata.testing.fake_upstream import FakeUpstream
 from aistrata.testing.gateway import GatewayServer
 from tests.conftest import MASTER_KEY, gateway_config, provider_env
@@ -63,6 +64,22 @@ def test_metrics_after_sdk_calls(gw: GatewayServer) -> None:
     assert ("aistrata_recorder_queue_length", frozenset()) in found
     breaker = ("aistrata_deployment_breaker_state", frozenset({("deployment", "gpt#0"), ("model_group", "gpt")}))
     assert found[breaker] == 0  # closed
+
+
+def test_metrics_count_with_recording_off(fake: FakeUpstream, tmp_path: Path) -> None:
+    """`observe.enabled: false` stops the request log and traces, not the metrics."""
+    fake.reset()
+    config = {**gateway_config(fake.url), "observe": {"enabled": False}}
+    with GatewayServer(data_dir=tmp_path, config=config, env=provider_env(fake.url)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="anything", max_retries=0)
+        for _ in range(2):
+            client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+        server.flush()
+        assert server.services.requests.query()[0] == []
+        assert server.services.tracing.queries.spans(SpanFilters())[0] == []
+        found = samples(httpx.get(server.url + "/metrics").text)
+        assert total(found, "aistrata_requests_total", model="gpt") == 2
+        assert total(found, "gen_ai_client_token_usage_count", gen_ai_token_type="input") == 2
 
 
 def test_metrics_auth_when_configured(fake: FakeUpstream, tmp_path: Path) -> None:

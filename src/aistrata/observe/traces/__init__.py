@@ -8,11 +8,11 @@ from .model import Span, SpanStatus, SpanType, cap_payload, normalise_trace_id, 
 from .otlp import PayloadError
 from .queries import SpanFilters, SpanQueries
 from .retention import RetentionPolicy, RetentionTask, run_retention
-from .service import NoRecording, TraceSettings, Tracing
+from .service import TraceSettings, Tracing
 from .store import ALL, SpanSink, Visibility
 
 __all__ = [
-    "ALL", "CaptureOptions", "GatewaySpans", "NoRecording", "PayloadError", "PendingSpan", "RetentionPolicy",
+    "ALL", "CaptureOptions", "GatewaySpans", "PayloadError", "PendingSpan", "RetentionPolicy",
     "RetentionTask", "Span", "SpanError", "SpanFilters", "SpanQueries", "SpanSink", "SpanStatus", "SpanType",
     "TraceSettings", "Tracing", "Visibility", "cap_payload", "normalise_trace_id", "parse_spans", "parse_time_ms",
     "run_retention", "stamp",

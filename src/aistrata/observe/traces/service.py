@@ -2,7 +2,7 @@
 recorder, the optional OTLP exporter and the retention task.
 
     observe:
-      enabled: true                  # false: the gateway records nothing (request log, spans)
+      enabled: true                  # false: no request log, no spans (metrics and the audit log go on)
       capture_payloads: true         # prompts and completions on gateway spans
       max_payload_bytes: 32768       # per payload; longer ones are cut with a visible marker
       otlp_endpoint: http://127.0.0.1:4318     # export every stored span (OTLP/HTTP protobuf)
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ...gateway.context import RequestContext
 from ...store.db import Database
 from ..recorder import Recorder
 from .export import OtlpHttpSink
@@ -56,13 +55,6 @@ class TraceSettings:
                 interval_s=float(section.get("retention_interval_s") or 3600),
             ),
         )
-
-
-class NoRecording:
-    """The gateway's recorder when `observe.enabled` is false."""
-
-    def record(self, ctx: RequestContext) -> None:
-        return None
 
 
 class Tracing:

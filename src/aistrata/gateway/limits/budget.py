@@ -16,7 +16,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 
 from ...core import ErrorKind, GatewayError
 from ..context import RequestContext
@@ -46,8 +46,7 @@ class BudgetEvent:
     subject: str = ""          # the team's, key's, ... id
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+class Held(NamedTuple):  # one per budget per request: a tuple is the cheapest record to build
     spec: BudgetSpec
     subject: str
     key: str

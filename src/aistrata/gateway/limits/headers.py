@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(slots=True)
@@ -41,6 +42,7 @@ NAMES = tuple(tuple(f"x-ratelimit-{part}-{name}".encode() for part in ("limit", 
               for name in ("requests", "tokens"))
 
 
+@lru_cache(maxsize=1024)  # mostly the window's length, on every request
 def duration(seconds: float) -> str:
     """OpenAI's spelling: `1.5s`, `6m0s`."""
     if seconds < 60:

@@ -1,10 +1,11 @@
 """The rate-limit admission stage: requests, input/output/total tokens per minute and
 concurrent requests, per key, user, team, org, model and key x model.
 
-Each (rule, dimension) is one atomic add-if-under-limit on the shared state. Input tokens are
-counted before the call and output tokens reserved at `max_tokens`; the settle callback
-corrects both to the true usage (a failed call gives its tokens back). When a later rule
-refuses, what earlier rules took is given back, so a refused request costs nobody anything.
+All the sliding windows a request counts against (every rule, every dimension) are one atomic,
+all-or-nothing add on the shared state; token buckets and concurrency slots are one atomic step
+each. Input tokens are counted before the call and output tokens reserved at `max_tokens`; the
+settle callback corrects both to the true usage (a failed call gives its tokens back). When a
+later step refuses, what earlier ones took is given back, so a refused request costs nobody anything.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class MemoryState:
                 expires = now + step * (SUBWINDOWS + 2)
                 for (key, _, _), (slots, _, amount, _) in zip(items, found):
                     slots[cur] = slots.get(cur, 0) + amount
-                    self._expires[self.prefix + key] = expires
+                    self._expire(key, expires)
                 return [WindowResult(True, used + amount, 0.0, cur) for _, used, amount, _ in found]
             return [WindowResult(True, used, 0.0, cur) if used + amount <= limit else
                     WindowResult(False, used, _window_retry(slots, used + amount - limit, amount > limit, step, now), cur)

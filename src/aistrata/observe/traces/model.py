@@ -39,6 +39,10 @@ _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_80
 _random = random.Random()
 
 
+def duration_ms(start_us: int, end_us: int) -> float:
+    return max(0, end_us - start_us) / 1000
+
+
 def new_trace_id() -> str:
     """32 lowercase hex (W3C-valid) that start with the epoch seconds, as AWS X-Ray's do:
     new traces sort by time, so the spans table's (trace_id, span_id) key grows at its right
@@ -148,7 +152,7 @@ class Span:
 
     @property
     def duration_ms(self) -> float:
-        return max(0, self.end_us - self.start_us) / 1000
+        return duration_ms(self.start_us, self.end_us)
 
     def set_payloads(self, input: Any, output: Any, limit: int) -> None:
         self.input, self.input_bytes = cap_payload(input, limit)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ...store.db import Database, from_json, to_json
 from ..recorder import Recorder
-from .model import FIELDS, Span
+from .model import FIELDS, Span, duration_ms
 
 COLUMNS: tuple[str, ...] = (*FIELDS, "is_root", "duration_ms")
 _JSON = frozenset({"tags", "metadata"})
@@ -99,8 +99,7 @@ def _row(values: list[Any], codec: PayloadCodec | None) -> tuple[Any, ...]:
         values[_INPUT_AT] = _apply(codec.seal, values[_INPUT_AT])
         values[_OUTPUT_AT] = _apply(codec.seal, values[_OUTPUT_AT])
     is_root = values[_PARENT_AT] is None
-    duration_ms = max(0, values[_END_AT] - values[_START_AT]) / 1000  # as `Span.duration_ms`
-    return (*values, is_root, duration_ms)
+    return (*values, is_root, duration_ms(values[_START_AT], values[_END_AT]))
 
 
 def _apply(fn: Callable[[str], str], value: str | None) -> str | None:

@@ -42,6 +42,21 @@ def test_transaction_commits_or_rolls_back_as_one(database: Database) -> None:
     assert database.fetchall("SELECT id FROM t") == [{"id": 2}]
 
 
+def test_row_binds_nulls_and_booleans_as_stored(database: Database) -> None:
+    """`row` changes how values are bound (NULL as NaN on SQLite), not what is stored."""
+    kind = "BOOLEAN" if database.engine == "postgres" else "INTEGER"
+    database.execute(f"CREATE TABLE t (a TEXT, b REAL, c INTEGER, d {kind}, e {kind}, f TEXT NOT NULL)")
+    rows = [database.row(r, bools=(3, 4)) for r in [(None, None, None, True, None, "x"), ("y", 1.5, 2, False, True, "z")]]
+    database.executemany("INSERT INTO t (a, b, c, d, e, f) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    got = database.fetchall("SELECT a, b, c, d, e, f FROM t ORDER BY f")
+    assert [(r["a"], r["b"], r["c"], bool(r["d"]), r["e"] if r["e"] is None else bool(r["e"]), r["f"]) for r in got] == [
+        (None, None, None, True, None, "x"), ("y", 1.5, 2, False, True, "z"),
+    ]
+    assert database.fetchone("SELECT COUNT(*) AS n FROM t WHERE a IS NULL AND b IS NULL AND c IS NULL") == {"n": 1}
+    with pytest.raises(Exception):  # a NULL is still a NULL to a NOT NULL column
+        database.executemany("INSERT INTO t (f) VALUES (?)", [database.row([None])])
+
+
 def test_failed_executemany_writes_nothing(database: Database) -> None:
     database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
     with pytest.raises(Exception):

@@ -27,6 +27,7 @@ _JSON = frozenset({"tags", "metadata", "route"})
 # One C call reads a record's columns (the writer's hot loop); the JSON ones are encoded after.
 _columns_of = attrgetter(*COLUMNS)
 _JSON_AT = tuple(COLUMNS.index(c) for c in sorted(_JSON))
+_BOOL_AT = (COLUMNS.index("stream"), COLUMNS.index("cache_hit"))
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM requests"
 # ON CONFLICT: a batch replayed after an unclear failure (written, but the ack was lost)
 # must not become two rows.
@@ -111,12 +112,11 @@ class RequestLog:
             params.append(f.tag)
         return where, params
 
-    @staticmethod
-    def _params(rec: Any) -> list[Any]:
+    def _params(self, rec: Any) -> list[Any]:
         values = list(_columns_of(rec))
         for at in _JSON_AT:
             values[at] = to_json(values[at])
-        return values
+        return self.db.row(values, _BOOL_AT)
 
     @staticmethod
     def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ MAX_LIMIT = 1000
 _TAGS_AT, _METADATA_AT = FIELDS.index("tags"), FIELDS.index("metadata")
 _INPUT_AT, _OUTPUT_AT = FIELDS.index("input"), FIELDS.index("output")
 _PARENT_AT, _START_AT, _END_AT = FIELDS.index("parent_span_id"), FIELDS.index("start_us"), FIELDS.index("end_us")
+_BOOL_AT = (COLUMNS.index("cache_hit"), COLUMNS.index("is_root"))
 
 
 class PayloadCodec(Protocol):
@@ -76,7 +77,7 @@ class SpanSink:
 
     def insert_many(self, items: Iterable[SpanValues]) -> None:
         codec, exporter = self.codec, self.exporter
-        rows: list[tuple[Any, ...]] = []
+        rows: list[list[Any]] = []
         exported: list[Span] = []
         for item in items:
             values = list(item.values())
@@ -85,7 +86,7 @@ class SpanSink:
                 values[_OUTPUT_AT] = _apply(codec.mask, values[_OUTPUT_AT])
             if exporter is not None:
                 exported.append(Span(*values))  # a `Span` only for the exporter's sake
-            rows.append(_row(values, codec))
+            rows.append(self.db.row(_row(values, codec), _BOOL_AT))
         self.db.executemany(_INSERT, rows)
         if exporter is not None:
             for span in exported:

@@ -29,8 +29,8 @@ def _pending(**kw: Any) -> PendingSpan:
         cache_write_tokens=1, reasoning_tokens=1, cost_usd=0.5, tags=["a"], metadata={"m": 1}, cache_hit=False,
         attempts=2,
     )
-    return PendingSpan(rec, kw.get("trace_id", "run-1"), kw.get("parent", "client-span"), "sess-1", REQUEST,
-                       RESPONSE, kw.get("options", CaptureOptions()))
+    return PendingSpan.of(rec, kw.get("trace_id", "run-1"), kw.get("parent", "client-span"), "sess-1", REQUEST,
+                          RESPONSE, kw.get("options", CaptureOptions()))
 
 
 def test_pending_span_has_every_field_of_the_gateway_span() -> None:

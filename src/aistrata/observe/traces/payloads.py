@@ -1,7 +1,7 @@
 """Neutral requests and responses as the JSON a trace shows: messages with role and content.
 
-Called in the recorder's writer thread only; the hot path keeps references to the request and
-response objects and never serialises them.
+Rendered when a request finishes (`PendingSpan.of`), so that a span waiting for the writer
+holds text rather than the request's and the answer's objects.
 """
 
 from __future__ import annotations

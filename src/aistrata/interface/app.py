@@ -28,7 +28,7 @@ from ..observe.alerts import Alerts
 from ..observe.evals import Evaluations
 from ..observe.metrics import GatewayMetrics
 from ..observe.recorder import Recorder
-from ..observe.request_recording import GatewayRecorder, PricedSink
+from ..observe.request_recording import CostOnFinish, GatewayRecorder, PricedSink
 from ..observe.traces import Tracing
 from ..providers.http import HttpClient
 from ..providers.registry import Registry
@@ -90,7 +90,8 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     # refusals are not recordings and go on.
     recording = tracing.settings.enabled
     hooks = GatewayRecorder(recorder if recording else None,
-                            [tracing.observer, metrics, security.auditor] if recording else [metrics, security.auditor])
+                            [tracing.observer, metrics, security.auditor] if recording
+                            else [metrics, CostOnFinish(metrics), security.auditor])
     dispatcher = build_dispatcher(settings, router, registry, http, state)
     gateway = Gateway(
         dispatcher, hooks,

@@ -83,6 +83,18 @@ def ensure_priced(rec: RequestRecord) -> RequestRecord:
     return rec
 
 
+class CostOnFinish:
+    """A request observer for when the request log is off (`observe.enabled: false`): there is
+    no writer thread then to price records and count their cost after the write (see
+    `GatewayMetrics.metered`), so they are priced and counted as they finish."""
+
+    def __init__(self, metrics: Any) -> None:
+        self.metrics = metrics
+
+    def observe(self, rec: RequestRecord, ctx: RequestContext) -> None:
+        self.metrics.count_cost([ensure_priced(rec)])
+
+
 class PricedSink:
     """Prices records that have usage but no cost yet, then writes them."""
 

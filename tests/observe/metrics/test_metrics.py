@@ -11,9 +11,11 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aistrata.core import Usage
 from aistrata.observe.metrics import OTHER, GatewayMetrics
 from aistrata.observe.records import RequestRecord
 from aistrata.observe.traces import SpanFilters
+from aistrata.providers.pricing import price
 from aistrata.testing.fake_upstream import FakeUpstream
 from aistrata.testing.gateway import GatewayServer
 from tests.conftest import MASTER_KEY, gateway_config, provider_env
@@ -72,14 +74,20 @@ def test_metrics_count_with_recording_off(fake: FakeUpstream, tmp_path: Path) ->
     config = {**gateway_config(fake.url), "observe": {"enabled": False}}
     with GatewayServer(data_dir=tmp_path, config=config, env=provider_env(fake.url)) as server:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="anything", max_retries=0)
-        for _ in range(2):
-            client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+        usages = [client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}]).usage
+                  for _ in range(2)]
         server.flush()
         assert server.services.requests.query()[0] == []
         assert server.services.tracing.queries.spans(SpanFilters())[0] == []
         found = samples(httpx.get(server.url + "/metrics").text)
         assert total(found, "aistrata_requests_total", model="gpt") == 2
         assert total(found, "gen_ai_client_token_usage_count", gen_ai_token_type="input") == 2
+        # No writer thread counts cost after a write here: it is priced as requests finish.
+        dep = server.services.router.resolve("gpt")[0]
+        expected = sum(price(dep.provider, dep.model, Usage(u.prompt_tokens, u.completion_tokens)).cost_usd
+                       for u in usages)
+        assert expected > 0
+        assert total(found, "aistrata_cost_usd_total", model="gpt") == pytest.approx(expected)
 
 
 def test_metrics_auth_when_configured(fake: FakeUpstream, tmp_path: Path) -> None:

@@ -35,13 +35,14 @@ Method
   each mode and concurrency, throughput and CPU ms/request, each checked against "within
   15%" (rps ratio >= 0.85, CPU ratio <= 1.15). These two are measured again as a PAIR: both
   gateways run side by side (both on core 0, only one loaded at a time) and wrk alternates
-  between them for `--rounds` rounds; the ratio is the median of the per-round ratios. On a
-  shared VM a machine's speed drifts by tens of percent within minutes, which one run after
-  the other would book as a difference between the targets; alternating cancels the drift.
+  between them for `--rounds` rounds (which goes first alternates from round to round); the
+  ratio is the median of the per-round ratios. On a shared VM a machine's speed drifts by tens
+  of percent within minutes, which one run after the other would book as a difference between
+  the targets; alternating cancels the drift.
 
 Results go to ``bench/results/gateway-<date>[-quick].json``; a Markdown report goes to stdout.
 
-    python bench/gateway/run.py [--quick] [--duration 10] [--rounds 3]
+    python bench/gateway/run.py [--quick] [--duration 10] [--rounds 5]
                                 [--only fake,gateway,gateway-key,gateway-stages,litellm]
 """
 
@@ -441,17 +442,20 @@ def start_side(name: str, workdir: Path, fake_port: int, label: str | None = Non
 
 
 def paired(base: Side, other: Side, args, fake: Proc) -> list[dict]:
-    """For each mode and concurrency, `args.rounds` rounds of base then other; per-round ratios
-    other/base of requests/s and CPU ms/request, and their medians."""
+    """For each mode and concurrency, `args.rounds` rounds of base and other (in turns, which goes
+    first); per-round ratios other/base of requests/s and CPU ms/request, and their medians."""
     rows = []
     for stream, mode in zip(args.modes, args.mode_names):
         for conns in args.concurrency:
             for side in (base, other):
                 run_wrk(side.port, side.scripts[stream], conns, args.warmup)
             rounds = []
-            for _ in range(args.rounds):
-                a = measure(base.port, base.scripts[stream], conns, args.duration, base.proc.pid, fake.pid)
-                b = measure(other.port, other.scripts[stream], conns, args.duration, other.proc.pid, fake.pid)
+            for i in range(args.rounds):
+                # Odd rounds go other-first, so a drift within rounds biases half of them each way.
+                first, second = (base, other) if i % 2 == 0 else (other, base)
+                runs = {side.name: measure(side.port, side.scripts[stream], conns, args.duration, side.proc.pid, fake.pid)
+                        for side in (first, second)}
+                a, b = runs[base.name], runs[other.name]
                 rounds.append({"base": a, "other": b, "rps_ratio": ratio(b["rps"], a["rps"]),
                                "cpu_ratio": ratio(b["cpu_ms_per_req"], a["cpu_ms_per_req"])})
             row = {"mode": mode, "concurrency": conns, "rounds": rounds,
@@ -632,7 +636,7 @@ def parse_args():
     ap.add_argument("--duration", type=float, default=None, help="seconds per measured run (default 10)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per run (default 3)")
     ap.add_argument("--only", default=",".join(TARGETS), help="comma list of " + ",".join(TARGETS))
-    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds of the stage-cost pair (default 3)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds of the stage-cost pair (default 5)")
     ap.add_argument("--fake-module", default="aistrata.testing.fake_upstream",
                     help="module run as the fake upstream (for testing the harness)")
     ap.add_argument("--no-install", action="store_true", help="do not create/refresh the LiteLLM venv")
@@ -640,7 +644,7 @@ def parse_args():
     args.targets = [t for t in TARGETS if t in args.only.split(",")]
     args.duration = args.duration or (3 if args.quick else 10)
     args.warmup = args.warmup or (1 if args.quick else 3)
-    args.rounds = args.rounds or (2 if args.quick else 3)
+    args.rounds = args.rounds or (2 if args.quick else 5)
     args.concurrency = [1, 16] if args.quick else [1, 16, 64]
     args.modes = [False, True]
     args.mode_names = ["whole", "stream"]

@@ -20,7 +20,7 @@ Method
 
 Results: a Markdown table on stdout, JSON in `bench/results/observe-<date>.json`.
 
-    python bench/observe/run.py [--spans 50000] [--rows 1000000] [--duration 8] [--rounds 3]
+    python bench/observe/run.py [--spans 50000] [--rows 1000000] [--duration 8] [--rounds 5]
                                 [--skip-gateway] [--skip-queries]
 """
 
@@ -249,7 +249,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8, help="seconds per wrk run")
     ap.add_argument("--warmup", type=float, default=2, help="seconds of wrk warm-up")
     ap.add_argument("--concurrency", default="16,64")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating on/off rounds per mode and concurrency")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating on/off rounds per mode and concurrency")
     ap.add_argument("--skip-gateway", action="store_true")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ..gateway.context import RequestContext
 from ..providers.pricing import price, price_override
+from .metrics import GatewayMetrics
 from .records import RequestRecord
 from .recorder import Recorder, Sink
 
@@ -88,7 +89,7 @@ class CostOnFinish:
     no writer thread then to price records and count their cost after the write (see
     `GatewayMetrics.metered`), so they are priced and counted as they finish."""
 
-    def __init__(self, metrics: Any) -> None:
+    def __init__(self, metrics: GatewayMetrics) -> None:
         self.metrics = metrics
 
     def observe(self, rec: RequestRecord, ctx: RequestContext) -> None:

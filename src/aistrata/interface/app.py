@@ -79,10 +79,13 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     observe = settings.raw.get("observe") or {}
     metrics = GatewayMetrics(int(observe.get("metrics_max_label_values", 50)))
     recorder = Recorder(metrics.metered(PricedSink(requests)), spool_dir=Path(settings.data_dir) / "spool")
-    metrics.track_recorder(recorder)
+    metrics.track_recorder("requests", recorder)
     state = build_state(settings)
     security = Security.from_settings(settings, db, state)
     tracing = Tracing.from_config(settings.raw, db, Path(settings.data_dir), security.protection)
+    metrics.track_recorder("spans", tracing.spans)
+    if tracing.exporter is not None:
+        metrics.track_recorder("otlp_export", tracing.exporter)
     http = HttpClient()
     router = Router(settings, registry)
     input_guards, output_guards = build_guards(settings)

@@ -98,6 +98,7 @@ class GatewayMetrics:
         self.cost = Counter("aistrata_cost_usd", "Spend in USD, counted when the priced record is written",
                             LABELS, registry=r)
         self.saved = Counter("aistrata_cache_saved_usd", "What cache hits would have cost", LABELS, registry=r)
+        self._recorders: _RecorderCollector | None = None
         # Deployments come from the config, not from clients: no cardinality bound needed.
         self.breakers = Gauge("aistrata_deployment_breaker_state",
                               "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
@@ -157,8 +158,12 @@ class GatewayMetrics:
                 view = await store.view(dep.id, now)
                 self.breakers.labels(dep.id, group).set(BREAKER_LEVEL.get(view.state, 0))
 
-    def track_recorder(self, recorder: Recorder) -> None:
-        self.registry.register(_RecorderCollector(recorder))
+    def track_recorder(self, name: str, recorder: Recorder) -> None:
+        """Export `recorder`'s queue and counters under `recorder="<name>"`."""
+        if self._recorders is None:
+            self._recorders = _RecorderCollector()
+            self.registry.register(self._recorders)
+        self._recorders.recorders[name] = recorder
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -242,19 +247,24 @@ class _SeriesCollector(Collector):
 
 
 class _RecorderCollector(Collector):
-    """Back-pressure of the request recorder, read when scraped."""
+    """Back-pressure of the recorders (request log, spans, OTLP export), read when scraped,
+    one series per recorder (`recorder` label)."""
 
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
+    def __init__(self) -> None:
+        self.recorders: dict[str, Recorder] = {}
 
     def collect(self) -> Iterator[Any]:
-        r = self.recorder
-        yield GaugeMetricFamily("aistrata_recorder_queue_length", "Records waiting for the writer", value=r.queued)
-        yield GaugeMetricFamily("aistrata_recorder_queue_capacity", "Queue bound", value=r.max_queue)
-        for name, doc, value in (
-            ("aistrata_recorder_written", "Records written to the request log", r.written),
-            ("aistrata_recorder_dropped", "Records dropped because the queue was full", r.dropped),
-            ("aistrata_recorder_spooled", "Records spooled to disk while the database refused writes", r.spooled),
-            ("aistrata_recorder_write_failures", "Failed batch writes", r.failures),
-        ):
-            yield CounterMetricFamily(name, doc, value=value)
+        families = [
+            (GaugeMetricFamily, "aistrata_recorder_queue_length", "Records waiting for the writer", "queued"),
+            (GaugeMetricFamily, "aistrata_recorder_queue_capacity", "Queue bound", "max_queue"),
+            (CounterMetricFamily, "aistrata_recorder_written", "Records written", "written"),
+            (CounterMetricFamily, "aistrata_recorder_dropped", "Records dropped because the queue was full", "dropped"),
+            (CounterMetricFamily, "aistrata_recorder_spooled",
+             "Records spooled to disk while the destination refused writes", "spooled"),
+            (CounterMetricFamily, "aistrata_recorder_write_failures", "Failed batch writes", "failures"),
+        ]
+        for kind, name, doc, attr in families:
+            family = kind(name, doc, labels=("recorder",))
+            for label, recorder in self.recorders.items():
+                family.add_metric((label,), getattr(recorder, attr))
+            yield family

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aistrata.core import Usage
 from aistrata.observe.metrics import OTHER, GatewayMetrics
+from aistrata.observe.recorder import Recorder
 from aistrata.observe.records import RequestRecord
 from aistrata.observe.traces import SpanFilters
 from aistrata.providers.pricing import price
@@ -48,6 +49,7 @@ def test_metrics_after_sdk_calls(gw: GatewayServer) -> None:
     with pytest.raises(openai.APIStatusError):
         client.chat.completions.create(model="down", messages=[{"role": "user", "content": "hi"}])
     gw.flush()
+    assert gw.services.tracing.flush()
     rows = gw.services.requests.query()[0]
 
     found = samples(httpx.get(gw.url + "/metrics").text)
@@ -61,9 +63,11 @@ def test_metrics_after_sdk_calls(gw: GatewayServer) -> None:
     assert total(found, "gen_ai_client_operation_duration_seconds_count", gen_ai_request_model="gpt") == 4
     assert total(found, "gen_ai_client_operation_time_to_first_chunk_seconds_count", gen_ai_request_model="gpt") == 1
     assert total(found, "gen_ai_client_token_usage_count", gen_ai_token_type="input") == 4
-    assert total(found, "aistrata_recorder_written_total") == 5
-    assert total(found, "aistrata_recorder_dropped_total") == 0
-    assert ("aistrata_recorder_queue_length", frozenset()) in found
+    for recorder in ("requests", "spans"):  # a row and a gateway span per request
+        assert total(found, "aistrata_recorder_written_total", recorder=recorder) == 5
+        assert total(found, "aistrata_recorder_dropped_total", recorder=recorder) == 0
+        assert found[("aistrata_recorder_queue_capacity", frozenset({("recorder", recorder)}))] == 50_000
+    assert ("aistrata_recorder_queue_length", frozenset({("recorder", "requests")})) in found
     breaker = ("aistrata_deployment_breaker_state", frozenset({("deployment", "gpt#0"), ("model_group", "gpt")}))
     assert found[breaker] == 0  # closed
 
@@ -159,3 +163,22 @@ def test_request_path_series_export_as_prometheus_client_would() -> None:
     usage = {**genai, "gen_ai_token_type": "output"}
     del usage["error_type"]
     assert found[("gen_ai_client_token_usage_bucket", frozenset({**usage, "le": "1.0"}.items()))] == 3  # 0 <= 1
+
+
+def test_each_recorders_back_pressure_has_its_own_series() -> None:
+    metrics = GatewayMetrics()
+
+    class Sink:
+        def insert_many(self, records: list) -> None:
+            pass
+
+    spans = Recorder(Sink(), max_queue=2)  # never started: whatever exceeds the queue is dropped
+    metrics.track_recorder("requests", Recorder(Sink()))
+    metrics.track_recorder("spans", spans)
+    for i in range(5):
+        spans.record(RequestRecord(id=f"s{i}", ts=0))
+    found = samples(metrics.render().decode())
+    assert total(found, "aistrata_recorder_dropped_total", recorder="spans") == 3
+    assert total(found, "aistrata_recorder_queue_length", recorder="spans") == 2
+    assert total(found, "aistrata_recorder_dropped_total", recorder="requests") == 0
+    assert total(found, "aistrata_recorder_queue_capacity", recorder="spans") == 2

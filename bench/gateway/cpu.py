@@ -5,7 +5,7 @@ this one says where the time goes. It builds the real services from a config, re
 dispatcher by a canned answer (no upstream, no sockets) and times, with `time.process_time`:
 
 * stages: `Gateway.chat` + `finish` with per-key limits, a budget and the exact cache, minus
-  the same without them (a `Gateway` with no stages); `--only limits,budgets,cache` picks
+  the same gateway built without that config (as `run.py`'s gateway-key); `--only limits,budgets,cache` picks
   stages, `--concurrency N` interleaves N requests (the dispatcher yields once, as a call does);
 * recording: `finish` (record + observers: metrics, the gateway's span) on the request path,
   and the two writer drains (request log, spans) into SQLite, per request, in batches of 500.
@@ -106,7 +106,10 @@ async def stage_cost(args: argparse.Namespace, workdir: Path) -> None:
     dispatcher = Canned(svc.router, yields=args.concurrency > 1)
     staged = svc.gateway
     staged.dispatcher, staged.recorder = dispatcher, NoRecording()
-    bare = Gateway(dispatcher, NoRecording())
+    # The same build without the stages' config, as `run.py`'s gateway-key: its kill switches and
+    # the limit and budget stages (which find nothing to apply) run, as they do in the server.
+    bare = services({}, workdir / "bare").gateway
+    bare.dispatcher, bare.recorder = dispatcher, NoRecording()
     for gw in (bare, staged):
         await requests(gw, principal, 2000, args.concurrency)  # warm-up
     best = {"bare": [], "stages": []}

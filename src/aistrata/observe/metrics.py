@@ -98,7 +98,8 @@ class GatewayMetrics:
         self.cost = Counter("aistrata_cost_usd", "Spend in USD, counted when the priced record is written",
                             LABELS, registry=r)
         self.saved = Counter("aistrata_cache_saved_usd", "What cache hits would have cost", LABELS, registry=r)
-        self._recorders: _RecorderCollector | None = None
+        self._recorders = _RecorderCollector()
+        r.register(self._recorders)
         # Deployments come from the config, not from clients: no cardinality bound needed.
         self.breakers = Gauge("aistrata_deployment_breaker_state",
                               "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
@@ -160,9 +161,6 @@ class GatewayMetrics:
 
     def track_recorder(self, name: str, recorder: Recorder) -> None:
         """Export `recorder`'s queue and counters under `recorder="<name>"`."""
-        if self._recorders is None:
-            self._recorders = _RecorderCollector()
-            self.registry.register(self._recorders)
         self._recorders.recorders[name] = recorder
 
     def render(self) -> bytes:

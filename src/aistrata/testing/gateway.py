@@ -42,9 +42,11 @@ class GatewayServer(ThreadedServer):
     def services(self) -> Any:
         return self.gateway_app.services
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every finished request is in the request log."""
-        self.services.recorder.flush(timeout)
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every finished request is in the request log and its span is stored
+        (and exported, when an exporter is set); False if either timed out."""
+        logged = self.services.recorder.flush(timeout)
+        return self.services.tracing.flush(timeout) and logged
 
 
 class GatewayProcess:

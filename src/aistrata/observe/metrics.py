@@ -5,7 +5,8 @@ Updated in three places, none of which waits on anything:
 - `observe(rec, ctx)`: the recorder hook on the request path, a few counter/histogram steps
   on plain numbers (exported as the same series a prometheus_client metric would have);
 - `metered(sink)`: wraps the request-log sink, so cost is counted in the writer thread once a
-  record is priced and written (prices are looked up there, never on the request path);
+  record is priced and written (prices are looked up there, never on the request path), as
+  plain numbers too;
 - scrape time: the recorder's queue and counters (a custom collector), and the circuit
   breakers' states (`refresh_breakers`, awaited by the endpoint: the breaker store is async).
 
@@ -22,7 +23,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -94,10 +95,13 @@ class GatewayMetrics:
                                       (*genai, "gen_ai_token_type"), TOKEN_BUCKETS)
         r.register(_SeriesCollector(self._lock, (self.requests, self.errors, self.refusals, self.cache_hits,
                                                  self.tokens, self.duration, self.ttft, self.token_usage)))
-        # Counted in the writer thread (cost) or at scrape time (breakers): prometheus_client's own.
-        self.cost = Counter("aistrata_cost_usd", "Spend in USD, counted when the priced record is written",
-                            LABELS, registry=r)
-        self.saved = Counter("aistrata_cache_saved_usd", "What cache hits would have cost", LABELS, registry=r)
+        # Cost is counted in the request log's writer thread, under a lock of its own: the event
+        # loop must never wait for a writer that holds one.
+        self._cost_lock = threading.Lock()
+        self.cost = _Counter("aistrata_cost_usd", "Spend in USD, counted when the priced record is written", LABELS)
+        self.saved = _Counter("aistrata_cache_saved_usd", "What cache hits would have cost", LABELS)
+        r.register(_SeriesCollector(self._cost_lock, (self.cost, self.saved)))
+        # Counted at scrape time (breakers): prometheus_client's own.
         self._recorders = _RecorderCollector()
         r.register(self._recorders)
         # Deployments come from the config, not from clients: no cardinality bound needed.
@@ -141,10 +145,11 @@ class GatewayMetrics:
         for rec in records:
             if rec.cost_usd or rec.saved_usd:
                 labels = self.labels.of(rec)
-                if rec.cost_usd:
-                    self.cost.labels(*labels).inc(rec.cost_usd)
-                if rec.saved_usd:
-                    self.saved.labels(*labels).inc(rec.saved_usd)
+                with self._cost_lock:
+                    if rec.cost_usd:
+                        self.cost.inc(labels, rec.cost_usd)
+                    if rec.saved_usd:
+                        self.saved.inc(labels, rec.saved_usd)
 
     # -- scrape -----------------------------------------------------------------------------
 
@@ -182,8 +187,9 @@ class _MeteredSink:
 
 class _Counter:
     """A labelled counter as a dict of numbers. prometheus_client's children validate and take
-    a lock on every step (~0.5 µs, and about eight per request); these are updated under the
-    one `GatewayMetrics._lock` and turned into the same series when scraped. A series exists
+    a lock on every step (~0.5 µs, and about eight per request); these are updated under their
+    collector's lock (one for the request path, one for the writer's cost counters) and turned
+    into the same series when scraped. A series exists
     from its first count on, as a child does from its `labels()` call."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:

@@ -6,14 +6,16 @@ dispatcher by a canned answer (no upstream, no sockets) and times, with `time.pr
 
 * stages: `Gateway.chat` + `finish` with per-key limits, a budget and the exact cache, minus
   the same gateway built without that config (as `run.py`'s gateway-key); `--only limits,budgets,cache` picks
-  stages, `--concurrency N` interleaves N requests (the dispatcher yields once, as a call does);
+  stages, `--concurrency N` interleaves N requests (the dispatcher yields once, as a call does),
+  `--evict-kib N` copies N KiB between requests, so each one starts with caches as cold as a
+  server's other work (HTTP, JSON, the upstream call) leaves them;
 * recording: `finish` (record + observers: metrics, the gateway's span) on the request path,
   and the two writer drains (request log, spans) into SQLite, per request, in batches of 500.
 
 Each figure is the best of three runs. `--profile` prints a cProfile of the stages.
 
     .venv/bin/python bench/gateway/cpu.py [--requests 20000] [--only limits,budgets,cache]
-                                          [--concurrency 1] [--profile]
+                                          [--concurrency 1] [--evict-kib 0] [--profile]
 """
 
 from __future__ import annotations
@@ -81,13 +83,17 @@ def services(stages: dict[str, Any], workdir: Path) -> Services:
     return build_services(load_settings(load_registry(), path, workdir / "data"), load_registry())
 
 
-async def requests(gateway: Gateway, principal: Any, n: int, concurrency: int, offset: int = 0) -> float:
-    """CPU µs per request of n requests through `gateway`, `concurrency` at a time."""
+async def requests(gateway: Gateway, principal: Any, n: int, concurrency: int, offset: int = 0,
+                   evict: bytearray | None = None) -> float:
+    """CPU µs per request of n requests through `gateway`, `concurrency` at a time; `evict` is
+    copied after each one (the copy costs the same with and without stages, so it cancels)."""
     async def one(i: int) -> None:
         req = parse_chat({"model": MODEL, "messages": [{"role": "user", "content": f"Say hello {offset + i}"}]})
         ctx = RequestContext(new_id("req_"), "openai", "chat", principal)
         await gateway.chat(req, ctx)
         gateway.finish(ctx, 200)
+        if evict:
+            bytes(evict)
 
     start = time.process_time()
     if concurrency == 1:  # awaited in line: a task per request would cost more than the stages
@@ -112,12 +118,15 @@ async def stage_cost(args: argparse.Namespace, workdir: Path) -> None:
     bare.dispatcher, bare.recorder = dispatcher, NoRecording()
     for gw in (bare, staged):
         await requests(gw, principal, 2000, args.concurrency)  # warm-up
+    evict = bytearray(args.evict_kib << 10) if args.evict_kib else None
     best = {"bare": [], "stages": []}
     for r in range(3):
         for name, gw in (("bare", bare), ("stages", staged)):
-            best[name].append(await requests(gw, principal, args.requests, args.concurrency, (r + 1) * args.requests))
+            best[name].append(await requests(gw, principal, args.requests, args.concurrency, (r + 1) * args.requests,
+                                             evict))
     b, s = min(best["bare"]), min(best["stages"])
-    print(f"stages ({', '.join(args.only)}; concurrency {args.concurrency}): gateway without stages {b:.1f} µs, "
+    print(f"stages ({', '.join(args.only)}; concurrency {args.concurrency}; {args.evict_kib} KiB evicted between "
+          f"requests): gateway without stages {b:.1f} µs, "
           f"with {s:.1f} µs: the stages cost {s - b:.1f} µs CPU per request")
     if args.profile:
         profile = cProfile.Profile()
@@ -163,6 +172,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--only", default=",".join(STAGES), help="stages to turn on: " + ",".join(STAGES))
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--evict-kib", type=int, default=0, help="KiB copied between requests (cold caches)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--skip-recording", action="store_true")
     args = ap.parse_args()

@@ -101,7 +101,7 @@ class GatewayMetrics:
         self.cost = _Counter("aistrata_cost_usd", "Spend in USD, counted when the priced record is written", LABELS)
         self.saved = _Counter("aistrata_cache_saved_usd", "What cache hits would have cost", LABELS)
         r.register(_SeriesCollector(self._cost_lock, (self.cost, self.saved)))
-        # Counted at scrape time (breakers): prometheus_client's own.
+        # Read at scrape time: the recorders' queues and counters, the breakers (prometheus_client's gauge).
         self._recorders = _RecorderCollector()
         r.register(self._recorders)
         # Deployments come from the config, not from clients: no cardinality bound needed.

@@ -189,8 +189,8 @@ class _Counter:
     """A labelled counter as a dict of numbers. prometheus_client's children validate and take
     a lock on every step (~0.5 µs, and about eight per request); these are updated under their
     collector's lock (one for the request path, one for the writer's cost counters) and turned
-    into the same series when scraped. A series exists
-    from its first count on, as a child does from its `labels()` call."""
+    into the same series when scraped. A series exists from its first count on, as a child
+    does from its `labels()` call."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
         self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)

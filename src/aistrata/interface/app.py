@@ -29,7 +29,7 @@ from ..observe.evals import Evaluations
 from ..observe.metrics import GatewayMetrics
 from ..observe.recorder import Recorder
 from ..observe.request_recording import CostOnFinish, GatewayRecorder, PricedSink
-from ..observe.traces import Tracing
+from ..observe.traces import TraceSettings, Tracing
 from ..providers.http import HttpClient
 from ..providers.registry import Registry
 from ..store.db import Database
@@ -78,11 +78,13 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     requests = RequestLog(db)
     observe = settings.raw.get("observe") or {}
     metrics = GatewayMetrics(int(observe.get("metrics_max_label_values", 50)))
-    recorder = Recorder(metrics.metered(PricedSink(requests)), spool_dir=Path(settings.data_dir) / "spool")
+    trace_settings = TraceSettings.from_config(settings.raw)
+    spool = Path(settings.data_dir) / "spool"
+    recorder = trace_settings.recorder(metrics.metered(PricedSink(requests)), spool_dir=spool)
     metrics.track_recorder("requests", recorder)
     state = build_state(settings)
     security = Security.from_settings(settings, db, state)
-    tracing = Tracing.from_config(settings.raw, db, Path(settings.data_dir), security.protection)
+    tracing = Tracing(trace_settings, db, spool, security.protection)
     metrics.track_recorder("spans", tracing.spans)
     if tracing.exporter is not None:
         metrics.track_recorder("otlp_export", tracing.exporter)

@@ -3,12 +3,25 @@ OTLP/JSON decoding and the visible payload cap."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import orjson
 import pytest
 
-from aistrata.observe.traces import Span, SpanError, cap_payload, normalise_trace_id, parse_spans
+from aistrata.gateway.config import ConfigError, load_settings
+from aistrata.interface.app import build_services
+from aistrata.observe.traces import (
+    Span,
+    SpanError,
+    TraceSettings,
+    cap_payload,
+    normalise_trace_id,
+    parse_spans,
+)
 from aistrata.observe.traces.attributes import apply_attributes
 from aistrata.observe.traces.otlp import decode, encode, parse_json, parse_protobuf
+from aistrata.providers.registry import load_registry
 
 
 def _span(**attrs: object) -> Span:
@@ -105,11 +118,21 @@ def test_otlp_json_and_protobuf_round_trip() -> None:
 
 
 def test_observe_settings() -> None:
-    from aistrata.observe.traces import TraceSettings
-
     s = TraceSettings.from_config({"observe": {"enabled": False, "retention_days": 30, "retention": {"spans": 7},
                                                "otlp_endpoint": "http://127.0.0.1:4318", "headers": {"x-k": 1}}})
     assert (s.enabled, s.otlp_endpoint, s.otlp_headers) == (False, "http://127.0.0.1:4318", {"x-k": "1"})
     assert (s.retention.requests_days, s.retention.spans_days, s.retention.active) == (30.0, 7.0, True)
     default = TraceSettings.from_config({})
     assert default.enabled and not default.retention.active and default.otlp_endpoint is None
+    assert (default.batch_size, default.flush_interval_s) == (500, 0.25)
+
+
+def test_observe_batching_settings_reach_both_recorders(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"observe": {"batch_size": 2000, "flush_interval_s": 5}}))
+    svc = build_services(load_settings(load_registry(), config, tmp_path / "data"), load_registry())
+    for recorder in (svc.recorder, svc.tracing.spans):
+        assert (recorder.batch_size, recorder.flush_interval) == (2000, 5.0)
+    for bad in ({"batch_size": 0}, {"flush_interval_s": 0}, {"flush_interval_s": -1}):
+        with pytest.raises(ConfigError, match="observe.batch_size"):
+            TraceSettings.from_config({"observe": bad})

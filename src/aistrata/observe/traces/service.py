@@ -10,6 +10,8 @@ recorder, the optional OTLP exporter and the retention task.
       retention_days: 30             # both data classes, unless set per class below
       retention: {requests: 90, spans: 14}
       retention_interval_s: 3600
+      batch_size: 500                # records per database write, for the request log and spans
+      flush_interval_s: 0.25         # the longest a record waits for a batch to fill
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ...gateway.config import ConfigError
 from ...store.db import Database
-from ..recorder import Recorder
+from ..recorder import Recorder, Sink
 from .export import OtlpHttpSink
 from .gateway_span import CaptureOptions, GatewaySpans
 from .model import DEFAULT_MAX_PAYLOAD_BYTES, Span
@@ -36,12 +39,18 @@ class TraceSettings:
     otlp_endpoint: str | None = None
     otlp_headers: dict[str, str] = field(default_factory=dict)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    batch_size: int = 500
+    flush_interval_s: float = 0.25
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> TraceSettings:
         section = raw.get("observe") or {}
         default_days = section.get("retention_days")
         per_class = section.get("retention") or {}
+        batch_size = int(section.get("batch_size", 500))
+        flush_interval_s = float(section.get("flush_interval_s", 0.25))
+        if batch_size < 1 or flush_interval_s <= 0:
+            raise ConfigError("observe.batch_size must be at least 1 and observe.flush_interval_s above 0")
         days = {name: per_class.get(name, default_days) for name in ("requests", "spans")}
         return cls(
             enabled=bool(section.get("enabled", True)),
@@ -54,7 +63,13 @@ class TraceSettings:
                 spans_days=None if days["spans"] is None else float(days["spans"]),
                 interval_s=float(section.get("retention_interval_s") or 3600),
             ),
+            batch_size=batch_size,
+            flush_interval_s=flush_interval_s,
         )
+
+    def recorder(self, sink: Sink, **options: Any) -> Recorder:
+        """A batching recorder with this section's batch size and flush interval."""
+        return Recorder(sink, batch_size=self.batch_size, flush_interval=self.flush_interval_s, **options)
 
 
 class Tracing:
@@ -66,16 +81,11 @@ class Tracing:
                 OtlpHttpSink(settings.otlp_endpoint, settings.otlp_headers), spool_dir=spool_dir / "otlp",
                 decode=Span.from_dict, name="OTLP export",
             )
-        self.spans = Recorder(SpanSink(db, self.exporter, codec), spool_dir=spool_dir / "spans",
-                              decode=Span.from_dict, name="span log")
+        self.spans = settings.recorder(SpanSink(db, self.exporter, codec), spool_dir=spool_dir / "spans",
+                                       decode=Span.from_dict, name="span log")
         self.queries = SpanQueries(db, codec)
         self.observer = GatewaySpans(self.spans, CaptureOptions(settings.capture_payloads, settings.max_payload_bytes))
         self.retention = RetentionTask(db, settings.retention)
-
-    @classmethod
-    def from_config(cls, raw: Mapping[str, Any], db: Database, data_dir: Path,
-                    codec: PayloadCodec | None = None) -> Tracing:
-        return cls(TraceSettings.from_config(raw), db, Path(data_dir) / "spool", codec)
 
     def accept(self, spans: list[Span]) -> bool:
         """Queue ingested spans, or refuse the whole batch (False) when the queue lacks room,

@@ -135,18 +135,17 @@ def measure(label: str, shown: str, name: str, extra: dict, args: argparse.Names
         gw.gateway_launcher, gw.wait_ready = launcher, wait_ready
     try:
         print(f"  {label}: ready after {time.monotonic() - started:.0f} s under valgrind", file=sys.stderr, flush=True)
-        token = side.scripts[False].read_text().split("Bearer ", 1)[1].split('"', 1)[0]  # the side's virtual key
         db = workdir / f"{label}-data" / "aistrata.db"
         recording = extra.get("observe", {}).get("enabled", True)
         # start_side's two check requests wait in a part-filled batch: the warm-up completes it.
-        drive(side.port, token, args.warmup - 2, args.concurrency, "warm")
+        drive(side.port, side.token, args.warmup - 2, args.concurrency, "warm")
         sent = args.warmup
         if recording:
             wait_stored(db, sent)
         dump(side.proc.popen.pid, "warm")
         before = set(workdir.glob(f"{label}.callgrind.*"))
         for burst in range(args.requests // BATCH):
-            drive(side.port, token, BATCH, args.concurrency, f"run{burst}")
+            drive(side.port, side.token, BATCH, args.concurrency, f"run{burst}")
             sent += BATCH
             if recording:
                 wait_stored(db, sent)

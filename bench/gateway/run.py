@@ -417,6 +417,7 @@ class Side:
     proc: Proc
     port: int
     scripts: dict = field(default_factory=dict)  # stream? -> wrk script
+    token: str = ""  # its virtual key
 
 
 def start_side(name: str, workdir: Path, fake_port: int, label: str | None = None, extra: dict | None = None) -> Side:
@@ -438,7 +439,8 @@ def start_side(name: str, workdir: Path, fake_port: int, label: str | None = Non
     except BaseException:
         stop(proc)
         raise
-    return Side(label, proc, port, {stream: wrk_script(workdir, label, stream, token) for stream in (False, True)})
+    scripts = {stream: wrk_script(workdir, label, stream, token) for stream in (False, True)}
+    return Side(label, proc, port, scripts, token)
 
 
 def paired(base: Side, other: Side, args, fake: Proc) -> list[dict]:

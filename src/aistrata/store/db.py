@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
@@ -60,6 +61,22 @@ def to_pyformat(sql: str) -> str:
             continue
         out.append("%%" if ch == "%" else ch)
     return "".join(out)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new database to WAL (a persistent setting, so later connections only read it).
+    The switch needs the file to itself and SQLite answers `locked` at once, without waiting
+    out the busy timeout, when another connection is opening it too; so wait here instead."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Database:
@@ -221,12 +238,12 @@ class Database:
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            with self._lock:
+                _enable_wal(conn)
+                self._sqlite_conns.append(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.sqlite = conn
-            with self._lock:
-                self._sqlite_conns.append(conn)
         return conn
 
     def __repr__(self) -> str:

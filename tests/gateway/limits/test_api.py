@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
+import openai
 import pytest
 from click.testing import CliRunner
 
@@ -42,6 +43,24 @@ async def test_budgets_api_and_usage(make_gateway: Callable[..., GatewayServer])
         assert (await http.get("/api/budgets")).json()["data"] == []
         denied = await http.get("/api/budgets", headers={"authorization": "Bearer " + new_key(gw)})
         assert denied.status_code == 403
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_caller_meets_budgets_made_and_deleted_while_it_calls(
+    make_gateway: Callable[..., GatewayServer],
+) -> None:
+    """What applies to a caller is worked out once and kept (`limits.plans`): a budget made or
+    deleted through the API must still take effect on the caller's very next request."""
+    gw = make_gateway(env={"AISTRATA_MASTER_KEY": MASTER_KEY})
+    c = client(gw, new_key(gw, team_id="kids"))
+    await ask(c, "fast")
+    async with httpx.AsyncClient(base_url=gw.url, headers=ADMIN) as http:
+        made = (await http.post("/api/budgets", json={"scope": "team", "id": "kids", "max_usd": 0,
+                                                      "period": "daily"})).json()
+        with pytest.raises(openai.APIStatusError, match="budget 'team:kids daily' is spent"):
+            await ask(c, "fast")
+        assert (await http.delete(f"/api/budgets/{made['id']}")).status_code == 200
+    await ask(c, "fast")
 
 
 def test_budgets_cli(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from ..state import SharedState
 from ..state.memory import MemoryState
 from .estimate import NANO, Request, actual_usd, to_nano, worst_case_usd
 from .periods import bounds, counter_ttl_s, period_tag
+from .plans import Plans
 from .spec import BudgetSpec, Subjects, key_budget
 from .store import BudgetStore
 
@@ -83,6 +84,7 @@ class BudgetGuard:
         self._counters: dict[tuple[str, str, str, str], tuple[str, datetime | None, datetime | None]] = {}
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        self.plans: Plans[list[tuple[BudgetSpec, str]]] = Plans(self._plan)
         if store is not None:
             self.reload()
 
@@ -92,6 +94,9 @@ class BudgetGuard:
         """Re-read the budgets made through the API (blocking: call it in a thread)."""
         if self.store is not None:
             self._stored = self.store.list()
+            # Every refresh starts the plans again, so one made from the old list in a race
+            # with this thread lives no longer than `refresh_s`, as on any other replica.
+            self.plans.clear()
         self._loaded_at = time.monotonic()
 
     def _reload_quietly(self) -> None:
@@ -117,6 +122,10 @@ class BudgetGuard:
         if own is not None:
             specs = [*specs, own]
         return [(spec, subject) for spec in specs if (subject := spec.subject(subjects)) is not None]
+
+    def _plan(self, ctx: RequestContext, model: str) -> list[tuple[BudgetSpec, str]]:
+        subjects = Subjects.for_request(ctx, model, self.team_orgs)
+        return self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
 
     def counter(self, spec: BudgetSpec, subject: str, now: datetime) -> tuple[str, float | None]:
         """The state key of this budget's counter in the period holding `now`, and its TTL.
@@ -161,8 +170,7 @@ class BudgetGuard:
 
     async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
         self._refresh_soon()
-        subjects = Subjects.for_request(ctx, req.model, self.team_orgs)
-        found = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
+        found = self.plans.get(ctx, req.model)
         if not found:
             return None
         worst = worst_case_usd(req, self.router.resolve(req.model), self.default_max_tokens, ctx.estimates)

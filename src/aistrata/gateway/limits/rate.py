@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 
 from ...core import ErrorKind, GatewayError
 from ..context import RequestContext
 from ..router import Router
 from ..state import SharedState
+from ..state.base import WindowResult
 from .estimate import Request, input_tokens, max_output_tokens
 from .headers import RateReport
+from .plans import Plans
 from .spec import LimitRule, Subjects, key_limits
 
 WINDOW_S = 60.0
@@ -36,6 +38,30 @@ class Taken:
     token: str = ""        # concurrency slot
 
 
+class Window(NamedTuple):
+    """One sliding-window counter a request counts against."""
+
+    rule: LimitRule
+    subject: str
+    dimension: str
+    at: int                # the dimension's place in `Amounts`
+    cap: int
+    key: str
+
+
+class Plan(NamedTuple):
+    """What a caller's requests for one model count against, worked out once (see `Plans`)."""
+
+    windows: tuple[Window, ...]                   # all added in one atomic step
+    steps: tuple[tuple[LimitRule, str], ...]      # token buckets and concurrency: a step each
+    counts_tokens: bool
+
+
+DIMENSIONS = ("requests", "input_tokens", "output_tokens", "tokens")
+Amounts = tuple[int, int, int, int]  # in `DIMENSIONS` order
+NOTHING: Amounts = (0, 0, 0, 0)
+
+
 class RateLimiter:
     def __init__(self, rules: list[LimitRule], state: SharedState, router: Router, *,
                  team_orgs: dict[str, str], default_max_tokens: int = 4096, slot_ttl_s: float = 600.0) -> None:
@@ -45,6 +71,7 @@ class RateLimiter:
         self.team_orgs = team_orgs
         self.default_max_tokens = default_max_tokens
         self.slot_ttl_s = slot_ttl_s
+        self.plans: Plans[Plan | None] = Plans(self._plan)
 
     def applicable(self, subjects: Subjects, metadata: dict[str, Any]) -> list[tuple[LimitRule, str]]:
         rules = self.rules + key_limits(metadata) if metadata else self.rules
@@ -55,65 +82,69 @@ class RateLimiter:
                 found.append((rule, subject))
         return found
 
-    async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
-        subjects = Subjects.for_request(ctx, req.model, self.team_orgs)
+    def _plan(self, ctx: RequestContext, model: str) -> Plan | None:
+        subjects = Subjects.for_request(ctx, model, self.team_orgs)
         rules = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
         if not rules:
             return None
-        amounts = self._amounts(req, rules, ctx)
-        taken: list[Taken] = []
+        windows = tuple(Window(rule, subject, dimension, DIMENSIONS.index(dimension), cap,
+                               counter_key(rule, subject, dimension))
+                        for rule, subject in rules if rule.algorithm != "token_bucket"
+                        for dimension, cap in rule.caps.items())
+        steps = tuple((rule, subject) for rule, subject in rules
+                      if rule.algorithm == "token_bucket" or rule.concurrent is not None)
+        return Plan(windows, steps, any(rule.counts_tokens for rule, _ in rules))
+
+    async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
+        plan = self.plans.get(ctx, req.model)
+        if plan is None:
+            return None
+        amounts = self._amounts(req, ctx) if plan.counts_tokens else (1, 0, 0, 0)
+        windows = plan.windows
+        results: list[WindowResult] = []
+        if windows:  # every sliding window of the request in one atomic step (one Redis round trip)
+            results = await self.state.windows_add([(w.key, amounts[w.at], w.cap) for w in windows], WINDOW_S)
+            if not all(r.allowed for r in results):
+                raise _window_refusal(windows, results, amounts, ctx)
         report = RateReport()
-        try:
-            # Every sliding window of the request in one atomic step (one Redis round trip).
-            windows = [(rule, subject, dimension, cap) for rule, subject in rules if rule.algorithm != "token_bucket"
-                       for dimension, cap in rule.caps.items()]
-            if windows:
-                taken += await self._add_windows(windows, amounts, report)
-            for rule, subject in rules:
-                if rule.algorithm == "token_bucket":
-                    for dimension, cap in rule.caps.items():
-                        taken.append(await self._take_bucket(rule, subject, dimension, cap, amounts[dimension], report))
-                if rule.concurrent is not None:
-                    taken.append(await self._acquire(rule, subject))
-        except GatewayError:
-            await self._give_back(taken, {d: 0 for d in amounts})  # a refused request costs nothing
-            ctx.headers.extend(report.headers())
-            raise
-        ctx.headers.extend(report.headers())
+        taken: list[Taken] = []
+        if plan.steps:
+            try:
+                taken = await self._steps(plan.steps, amounts, report)
+            except GatewayError:
+                await self._give_back(windows, results, amounts, [], NOTHING)  # a refused request costs nothing
+                ctx.headers.extend(_noted(windows, results, report).headers())
+                raise
+        ctx.headers.extend(_noted(windows, results, report).headers())
 
         async def settle(ctx: RequestContext) -> None:
             u = ctx.usage
-            actual = {"requests": 1, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-                      "tokens": u.input_tokens + u.output_tokens}
-            await self._give_back(taken, actual)
+            await self._give_back(windows, results, amounts, taken,
+                                  (1, u.input_tokens, u.output_tokens, u.input_tokens + u.output_tokens))
 
         return settle
 
-    def _amounts(self, req: Request, rules: list[tuple[LimitRule, str]], ctx: RequestContext) -> dict[str, int]:
-        amounts = {"requests": 1, "input_tokens": 0, "output_tokens": 0, "tokens": 0}
-        if any(rule.counts_tokens for rule, _ in rules):
-            dep = self.router.resolve(req.model)[0]
-            amounts["input_tokens"] = input_tokens(req, dep.model, ctx.estimates)
-            amounts["output_tokens"] = max_output_tokens(req, dep, self.default_max_tokens)
-            amounts["tokens"] = amounts["input_tokens"] + amounts["output_tokens"]
-        return amounts
+    def _amounts(self, req: Request, ctx: RequestContext) -> Amounts:
+        dep = self.router.resolve(req.model)[0]
+        n_in = input_tokens(req, dep.model, ctx.estimates)
+        n_out = max_output_tokens(req, dep, self.default_max_tokens)
+        return 1, n_in, n_out, n_in + n_out
 
-    async def _add_windows(self, windows: list[tuple[LimitRule, str, str, int]], amounts: dict[str, int],
-                           report: RateReport) -> list[Taken]:
-        keys = [counter_key(rule, subject, dimension) for rule, subject, dimension, _ in windows]
-        results = await self.state.windows_add(
-            [(key, amounts[dimension], cap) for key, (_, _, dimension, cap) in zip(keys, windows)], WINDOW_S)
-        refused = next((i for i, w in enumerate(results) if not w.allowed), None)
-        for (_, _, dimension, cap), w in zip(windows, results):
-            if refused is None:
-                report.note(dimension, cap, cap - w.used, WINDOW_S)
-            elif not w.allowed:
-                report.note(dimension, cap, 0, w.retry_after if w.retry_after >= 0 else WINDOW_S)
-        if refused is not None:
-            rule, subject, dimension, cap = windows[refused]
-            raise _refusal(rule, subject, dimension, cap, amounts[dimension], results[refused].retry_after)
-        return [Taken(rule, dimension, key, amounts[dimension], slot=w.slot)
-                for (rule, _, dimension, _), key, w in zip(windows, keys, results)]
+    async def _steps(self, steps: tuple[tuple[LimitRule, str], ...], amounts: Amounts,
+                     report: RateReport) -> list[Taken]:
+        taken: list[Taken] = []
+        try:
+            for rule, subject in steps:
+                if rule.algorithm == "token_bucket":
+                    for dimension, cap in rule.caps.items():
+                        amount = amounts[DIMENSIONS.index(dimension)]
+                        taken.append(await self._take_bucket(rule, subject, dimension, cap, amount, report))
+                if rule.concurrent is not None:
+                    taken.append(await self._acquire(rule, subject))
+        except GatewayError:
+            await self._give_back((), [], amounts, taken, NOTHING)
+            raise
+        return taken
 
     async def _take_bucket(self, rule: LimitRule, subject: str, dimension: str, cap: int, amount: int,
                            report: RateReport) -> Taken:
@@ -134,23 +165,21 @@ class RateLimiter:
                                f"{rule.concurrent} requests in flight", retry_after=1.0)
         return Taken(rule, "concurrent", key, 1, token=s.token)
 
-    async def _give_back(self, taken: list[Taken], actual: dict[str, int]) -> None:
+    async def _give_back(self, windows: tuple[Window, ...], results: list[WindowResult], amounts: Amounts,
+                         taken: list[Taken], actual: Amounts) -> None:
         """Release slots and correct each counter from what was taken to what was used."""
-        windows = []
         for t in reversed(taken):
             if t.dimension == "concurrent":
                 await self.state.slot_release(t.key, t.token)
                 continue
-            delta = actual[t.dimension] - t.amount
-            if delta == 0:
-                continue
-            if t.rule.algorithm == "token_bucket":
+            delta = actual[DIMENSIONS.index(t.dimension)] - t.amount
+            if delta != 0:
                 cap = t.rule.caps[t.dimension]
                 await self.state.bucket_take(t.key, delta, cap, cap / WINDOW_S, force=True)
-            else:
-                windows.append((t.key, t.slot, delta))
-        if windows:
-            await self.state.windows_adjust(windows, WINDOW_S)
+        adjust = [(w.key, r.slot, delta) for w, r in zip(windows, results)
+                  if (delta := actual[w.at] - amounts[w.at]) != 0]
+        if adjust:
+            await self.state.windows_adjust(adjust, WINDOW_S)
 
     async def usage(self, subjects: Subjects, scope: str) -> list[dict[str, Any]]:
         """Current counters of the configured rules that apply to `subjects` in `scope`."""
@@ -182,6 +211,25 @@ def counter_key(rule: LimitRule, subject: str, dimension: str) -> str:
 def _counter_key(origin: str, scope: str, model: str | None, subject: str, dimension: str) -> str:
     model = f":{model}" if model and scope != "key_model" else ""
     return f"rl:{origin}:{scope}:{subject}{model}:{dimension}"
+
+
+def _noted(windows: tuple[Window, ...], results: list[WindowResult], report: RateReport) -> RateReport:
+    """`report` with the windows a request was admitted by."""
+    for w, r in zip(windows, results):
+        report.note(w.dimension, w.cap, w.cap - r.used, WINDOW_S)
+    return report
+
+
+def _window_refusal(windows: tuple[Window, ...], results: list[WindowResult], amounts: Amounts,
+                    ctx: RequestContext) -> GatewayError:
+    """The error for the first window that refused; the headers show every refusing one."""
+    report = RateReport()
+    for w, r in zip(windows, results):
+        if not r.allowed:
+            report.note(w.dimension, w.cap, 0, r.retry_after if r.retry_after >= 0 else WINDOW_S)
+    ctx.headers.extend(report.headers())
+    w, r = next((w, r) for w, r in zip(windows, results) if not r.allowed)
+    return _refusal(w.rule, w.subject, w.dimension, w.cap, amounts[w.at], r.retry_after)
 
 
 def _refusal(rule: LimitRule, subject: str, dimension: str, cap: int, amount: int, retry: float) -> GatewayError:

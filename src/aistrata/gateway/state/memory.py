@@ -51,11 +51,13 @@ class MemoryState:
             for k in [k for k, at in self._expires.items() if at <= now]:
                 self._drop(k)
         k = self.prefix + key
-        if k in self._expires and self._expires[k] <= now:
+        at = self._expires.get(k)
+        if at is not None and at <= now:
             self._drop(k)
-        if k not in self._data:
-            self._data[k] = default()
-        return self._data[k]
+        value = self._data.get(k)
+        if value is None:
+            value = self._data[k] = default()
+        return value
 
     def _peek(self, key: str, now: int) -> Any:
         """The live value of `key` or None, creating nothing (reads leave no garbage)."""
@@ -81,23 +83,25 @@ class MemoryState:
         with self._lock:
             now = self._now()
             cur = now // step
-            found = []
+            floor = cur - SUBWINDOWS
+            found: list[tuple[_Window, int, int]] = []
+            fits = True
             for key, amount, limit in items:
-                slots: dict[int, int] = self._load(key, now, dict)
-                if slots and min(slots) < cur - SUBWINDOWS:
-                    for s in [s for s in slots if s < cur - SUBWINDOWS]:
-                        del slots[s]
-                used = sum(slots.values())
-                found.append((slots, used, amount, limit))
-            if all(used + amount <= limit for _, used, amount, limit in found):
+                w: _Window = self._load(key, now, _Window)
+                if w.oldest < floor:
+                    w.trim(floor)
+                found.append((w, amount, limit))
+                fits = fits and w.used + amount <= limit
+            if fits:
                 expires = now + step * (SUBWINDOWS + 2)
-                for (key, _, _), (slots, _, amount, _) in zip(items, found):
-                    slots[cur] = slots.get(cur, 0) + amount
+                for (key, _, _), (w, amount, _) in zip(items, found):
+                    w.add(cur, amount)
                     self._expire(key, expires)
-                return [WindowResult(True, used + amount, 0.0, cur) for _, used, amount, _ in found]
-            return [WindowResult(True, used, 0.0, cur) if used + amount <= limit else
-                    WindowResult(False, used, _window_retry(slots, used + amount - limit, amount > limit, step, now), cur)
-                    for slots, used, amount, limit in found]
+                return [WindowResult(True, w.used, 0.0, cur) for w, _, _ in found]
+            return [WindowResult(True, w.used, 0.0, cur) if w.used + amount <= limit else
+                    WindowResult(False, w.used, _window_retry(w.slots, w.used + amount - limit, amount > limit, step,
+                                                              now), cur)
+                    for w, amount, limit in found]
 
     async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
         step = sub_window_ms(window_s)
@@ -105,15 +109,18 @@ class MemoryState:
             now = self._now()
             for key, slot, delta in items:
                 if slot >= now // step - SUBWINDOWS:
-                    slots: dict[int, int] = self._load(key, now, dict)
-                    slots[slot] = slots.get(slot, 0) + delta
+                    w: _Window = self._load(key, now, _Window)
+                    w.add(slot, delta)
 
     async def window_used(self, key: str, window_s: float) -> int:
         step = sub_window_ms(window_s)
         with self._lock:
             now = self._now()
-            slots: dict[int, int] = self._peek(key, now) or {}
-            return sum(v for s, v in slots.items() if s >= now // step - SUBWINDOWS)
+            w: _Window | None = self._peek(key, now)
+            if w is None:
+                return 0
+            w.trim(now // step - SUBWINDOWS)
+            return w.used
 
     # -- token bucket --------------------------------------------------------------------------
 
@@ -240,6 +247,31 @@ class MemoryState:
 
     async def close(self) -> None:
         return None
+
+
+class _Window:
+    """A sliding window's amounts per sub-window, with their sum and the oldest sub-window kept
+    up to date, so that a check costs the same however many sub-windows are live."""
+
+    __slots__ = ("slots", "used", "oldest")
+
+    def __init__(self) -> None:
+        self.slots: dict[int, int] = {}
+        self.used = 0
+        self.oldest: float = math.inf
+
+    def add(self, slot: int, amount: int) -> None:
+        self.slots[slot] = self.slots.get(slot, 0) + amount
+        self.used += amount
+        if slot < self.oldest:
+            self.oldest = slot
+
+    def trim(self, floor: int) -> None:
+        """Drop the sub-windows before `floor`: they have slid out."""
+        if self.oldest < floor:
+            self.slots = {s: v for s, v in self.slots.items() if s >= floor}
+            self.used = sum(self.slots.values())
+            self.oldest = min(self.slots, default=math.inf)
 
 
 def _new_reservation() -> dict[str, Any]:

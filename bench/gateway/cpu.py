@@ -12,10 +12,14 @@ dispatcher by a canned answer (no upstream, no sockets) and times, with `time.pr
 * recording: `finish` (record + observers: metrics, the gateway's span) on the request path,
   and the two writer drains (request log, spans) into SQLite, per request, in batches of 500.
 
+* with `--redis URL`: the wall time per request of limits and a budget kept in Redis, one
+  request at a time, where the round trips to Redis, not the CPU, are the cost.
+
 Each figure is the best of three runs. `--profile` prints a cProfile of the stages.
 
     .venv/bin/python bench/gateway/cpu.py [--requests 20000] [--only limits,budgets,cache]
                                           [--concurrency 1] [--evict-kib 0] [--profile]
+                                          [--redis redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import sys
 import tempfile
@@ -167,6 +172,25 @@ async def recording_cost(args: argparse.Namespace, workdir: Path) -> None:
           + " + ".join(f"{d / n * 1e6:.1f} ({name})" for name, d in drained.items()))
 
 
+async def redis_wall(args: argparse.Namespace, workdir: Path) -> None:
+    os.environ["AISTRATA_REDIS_URL"] = args.redis
+    svc = services({k: v for k, v in STAGES.items() if k != "cache"}, workdir / "redis")
+    raw, _ = svc.keys.create(alias="bench")
+    principal = await svc.authn.authenticate(raw)
+    gw = svc.gateway
+    gw.dispatcher, gw.recorder = Canned(svc.router, yields=False), NoRecording()
+    n = min(args.requests, 3000)
+    runs = []
+    for r in range(4):  # the first warms up
+        start = time.perf_counter()
+        for i in range(n):
+            req = parse_chat({"model": MODEL, "messages": [{"role": "user", "content": f"Say hello {r}-{i}"}]})
+            await gw.chat(req, RequestContext(new_id("req_"), "openai", "chat", principal))
+        runs.append((time.perf_counter() - start) / n * 1e6)
+    print(f"limits and a budget in Redis ({args.redis}): {min(runs[1:]):.0f} µs wall time per request, one at a time")
+    await svc.state.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=20_000)
@@ -175,12 +199,15 @@ def main() -> int:
     ap.add_argument("--evict-kib", type=int, default=0, help="KiB copied between requests (cold caches)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--skip-recording", action="store_true")
+    ap.add_argument("--redis", help="also time limits and a budget kept in this Redis")
     args = ap.parse_args()
     args.only = [s for s in args.only.split(",") if s]
     workdir = Path(tempfile.mkdtemp(prefix="aistrata-cpu-bench-"))
     asyncio.run(stage_cost(args, workdir))
     if not args.skip_recording:
         asyncio.run(recording_cost(args, workdir))
+    if args.redis:
+        asyncio.run(redis_wall(args, workdir))
     return 0
 
 

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from ..gateway.auth import Authenticator
 from ..gateway.cache import build_cache
 from ..gateway.config import Settings
-from ..gateway.limits import BudgetEvent, BudgetGuard, build_admissions
+from ..gateway.limits import BudgetEvent, LimitsAndBudgets, build_admissions
 from ..gateway.pipeline import Gateway
 from ..gateway.router import Router
 from ..gateway.routing import build_dispatcher
@@ -111,8 +111,8 @@ def build_services(settings: Settings, registry: Registry) -> Services:
         hooks.observers.append(evals.worker)  # after the gateway exists: judges call through it
     alerts = Alerts(db, lambda: http.session, settings.raw.get("alerts"), observe)
     for stage in gateway.admissions:
-        if isinstance(stage, BudgetGuard):
-            stage.hooks.append(partial(_budget_alert, alerts))
+        if isinstance(stage, LimitsAndBudgets):
+            stage.budgets.hooks.append(partial(_budget_alert, alerts))
     return Services(settings, registry, db, keys, requests, recorder, http, router, gateway, authn, state, tracing,
                     metrics, evals, alerts, security)
 

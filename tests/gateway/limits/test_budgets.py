@@ -10,7 +10,7 @@ from typing import Any, Callable
 import openai
 import pytest
 
-from aistrata.gateway.limits import BudgetEvent, BudgetGuard, Subjects
+from aistrata.gateway.limits import BudgetEvent, BudgetGuard, LimitsAndBudgets, Subjects
 from aistrata.testing.fake_upstream import FakeUpstream
 from aistrata.testing.gateway import GatewayServer
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")  # fresh loop per test: 
 
 
 def guard(gw: GatewayServer) -> BudgetGuard:
-    return next(s for s in gw.services.gateway.admissions if isinstance(s, BudgetGuard))
+    return next(s for s in gw.services.gateway.admissions if isinstance(s, LimitsAndBudgets)).budgets
 
 
 async def outcomes(calls: list[Any]) -> tuple[int, list[BaseException]]:

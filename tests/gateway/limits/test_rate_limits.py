@@ -9,7 +9,7 @@ from typing import Callable
 import openai
 import pytest
 
-from aistrata.gateway.limits import RateLimiter, Subjects
+from aistrata.gateway.limits import LimitsAndBudgets, Subjects
 from aistrata.testing.gateway import GatewayServer
 
 from .conftest import ask, client, new_key
@@ -73,7 +73,7 @@ async def test_token_estimates_are_settled_to_true_usage(make_gateway: Callable[
     resp = await ask(c, "fast", max_tokens=50)  # reserves estimate + 50, settles to the fake's count
     with pytest.raises(openai.InternalServerError):
         await ask(c, "broken", max_tokens=50)  # a failed call uses no tokens
-    limiter = next(s for s in gw.services.gateway.admissions if isinstance(s, RateLimiter))
+    limiter = next(s for s in gw.services.gateway.admissions if isinstance(s, LimitsAndBudgets)).limiter
     [rule] = await limiter.usage(Subjects(record.id, None, None, None, "fast"), "key")
     assert resp.usage is not None
     assert rule["counters"]["tokens"]["used"] == resp.usage.total_tokens

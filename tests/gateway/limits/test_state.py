@@ -117,6 +117,36 @@ async def test_a_crashed_callers_hold_expires(state: SharedState, clock: Clock) 
     assert (await state.reserve("r", "next", 100, 100, hold_s=60)).allowed
 
 
+async def test_admit_counts_windows_and_holds_all_or_nothing(state: SharedState) -> None:
+    """A request's windows and budget holds in one step: whichever counter has no room, none
+    of the others is charged."""
+    windows = [("req", 1, 3), ("tok", 40, 100)]
+    holds = [("team", 500, None), ("org", 2_000, 3600.0)]
+    first = await state.admit(windows, 60, holds, "a", 400, 60)
+    assert first.refused == -1 and [(w.allowed, w.used) for w in first.windows] == [(True, 1), (True, 40)]
+    no_room = await state.admit(windows, 60, holds, "b", 400, 60)  # the team budget holds 400 of 500
+    assert (no_room.refused, no_room.used, no_room.reserved) == (0, 0, 400)
+    assert [w.allowed for w in no_room.windows] == [True, True]
+    assert (await state.window_used("req", 60), await state.window_used("tok", 60)) == (1, 40)
+    assert await state.reservation("org") == (0, 400)
+    too_many = await state.admit([("req", 1, 3), ("tok", 70, 100)], 60, holds, "c", 50, 60)
+    assert too_many.refused == -1 and [w.allowed for w in too_many.windows] == [True, False]
+    assert too_many.windows[1].retry_after > 0
+    assert (await state.reservation("team"), await state.reservation("org")) == ((0, 400), (0, 400))
+
+    assert await state.release([("tok", first.windows[1].slot, -25)], 60, [("team", None), ("org", 3600.0)],
+                               "a", 120) == [120, 120]
+    assert await state.window_used("tok", 60) == 15
+    assert (await state.reservation("team"), await state.reservation("org")) == ((120, 0), (120, 0))
+
+
+async def test_admit_never_lets_holds_pass_the_cap(state: SharedState) -> None:
+    results = await asyncio.gather(*(state.admit([("w", 1, 1000)], 60, [("r", 1000, None)], f"id{i}", 100, 60)
+                                     for i in range(50)))
+    assert sum(r.refused == -1 for r in results) == 10
+    assert (await state.window_used("w", 60), await state.reservation("r")) == (10, (0, 1000))
+
+
 async def test_counters_and_values(state: SharedState) -> None:
     assert await state.get("n") == 0
     assert await state.incr("n", 2) == 2

@@ -1,10 +1,10 @@
-"""The money-budget admission stage.
+"""Money budgets: which apply to a request, what it must hold, and the events they raise.
 
 Before the call the request's WORST-CASE cost (estimated input x input price + max output x
 output price, on the dearest deployment that may serve it) is reserved against every budget
-that applies, each in one atomic check-and-reserve; after the call, success or not, each
-reservation is settled to the true cost. Concurrent requests therefore cannot overspend: the
-sum of what is spent and held never passes the cap. A call whose price is unknown is refused
+that applies, in the same atomic step as the rate limits (`admission.LimitsAndBudgets`); after
+the call, success or not, each reservation is settled to the true cost. Concurrent requests
+therefore cannot overspend: the sum of what is spent and held never passes the cap. A call whose price is unknown is refused
 unless `budgets_settings.unknown_price: allow`.
 """
 
@@ -16,7 +16,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from ...core import ErrorKind, GatewayError
 from ..context import RequestContext
@@ -30,7 +30,6 @@ from .spec import BudgetSpec, Subjects, key_budget
 from .store import BudgetStore
 
 log = logging.getLogger("aistrata.budgets")
-Settle = Callable[[RequestContext], Awaitable[None]]
 Clock = Callable[[], datetime]
 MAX_COUNTERS = 100_000  # counter keys remembered (one per budget and subject)
 
@@ -52,6 +51,13 @@ class Held(NamedTuple):  # one per budget per request: a tuple is the cheapest r
     subject: str
     key: str
     ttl_s: float | None
+    cap: int               # nano-dollars
+
+
+class Holds(NamedTuple):
+    held: list[Held]
+    worst_usd: float       # the most the call may cost
+    amount: int            # that, in nano-dollars, rounded up
 
 
 def utc_now() -> datetime:
@@ -84,7 +90,7 @@ class BudgetGuard:
         self._counters: dict[tuple[str, str, str, str], tuple[str, datetime | None, datetime | None]] = {}
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
-        self.plans: Plans[list[tuple[BudgetSpec, str]]] = Plans(self._plan)
+        self.plans: Plans[list[tuple[BudgetSpec, str, int]]] = Plans(self._plan)
         if store is not None:
             self.reload()
 
@@ -123,9 +129,11 @@ class BudgetGuard:
             specs = [*specs, own]
         return [(spec, subject) for spec in specs if (subject := spec.subject(subjects)) is not None]
 
-    def _plan(self, ctx: RequestContext, model: str) -> list[tuple[BudgetSpec, str]]:
+    def _plan(self, ctx: RequestContext, model: str) -> list[tuple[BudgetSpec, str, int]]:
+        """The budgets that apply, each with its subject and cap in nano-dollars."""
         subjects = Subjects.for_request(ctx, model, self.team_orgs)
-        return self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
+        found = self.applicable(subjects, ctx.principal.key.metadata if ctx.principal.key else {})
+        return [(spec, subject, to_nano(spec.max_usd)) for spec, subject in found]
 
     def counter(self, spec: BudgetSpec, subject: str, now: datetime) -> tuple[str, float | None]:
         """The state key of this budget's counter in the period holding `now`, and its TTL.
@@ -140,17 +148,17 @@ class BudgetGuard:
                                              start, end)
         return found[0], counter_ttl_s(found[2], now)
 
-    async def _seeded(self, spec: BudgetSpec, subject: str, key: str, ttl: float | None, now: datetime) -> None:
-        """Wait until this counter holds what the log says was spent (done once per counter;
-        concurrent first requests wait on the same read)."""
+    def _seeding(self, spec: BudgetSpec, subject: str, key: str, ttl: float | None,
+                 now: datetime) -> asyncio.Future[None] | None:
+        """The read that makes this counter hold what the log says was spent, while it runs
+        (started by the counter's first request; concurrent first requests wait on the same
+        read); None once it is done, which is the common case, checked without awaiting."""
         if self._seeds is None or self.store is None:
-            return
+            return None
         seed = self._seeds.get(key)
-        if seed is not None and seed.done():
-            return
         if seed is None:
             seed = self._seeds[key] = asyncio.ensure_future(self._seed(spec, subject, key, ttl, now))
-        await asyncio.shield(seed)
+        return None if seed.done() else seed
 
     async def _seed(self, spec: BudgetSpec, subject: str, key: str, ttl: float | None, now: datetime) -> None:
         assert self.store is not None
@@ -166,9 +174,11 @@ class BudgetGuard:
             await self.state.reserve(key, rid, 0, 1 << 62, self.hold_s, ttl)
             await self.state.settle(key, rid, to_nano(spent), ttl)
 
-    # -- admission ---------------------------------------------------------------------------
+    # -- admission: `admission.LimitsAndBudgets` holds and settles these with the rate limits --
 
-    async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
+    async def holds(self, req: Request, ctx: RequestContext) -> Holds | None:
+        """What this request must hold: the applicable budgets' counters and its worst-case cost;
+        None when no budget applies."""
         self._refresh_soon()
         found = self.plans.get(ctx, req.model)
         if not found:
@@ -176,39 +186,42 @@ class BudgetGuard:
         worst = worst_case_usd(req, self.router.resolve(req.model), self.default_max_tokens, ctx.estimates)
         if worst is None:
             if not self.allow_unknown:
-                spec, subject = found[0]
+                spec, subject, _ = found[0]
                 raise GatewayError(
                     ErrorKind.budget_exceeded,
                     f"budget '{spec.label(subject)}' cannot be checked: the price of model '{req.model}' is "
                     "unknown (set budgets_settings.unknown_price: allow to admit such calls)")
             worst = 0.0
-        amount = to_nano(worst, up=True)
         now = self.clock()
         held: list[Held] = []
-        for spec, subject in found:
+        for spec, subject, cap in found:
             key, ttl = self.counter(spec, subject, now)
-            await self._seeded(spec, subject, key, ttl, now)
-            res = await self.state.reserve(key, ctx.id, amount, to_nano(spec.max_usd), self.hold_s, ttl)
-            if not res.allowed:
-                for h in held:
-                    await self.state.settle(h.key, ctx.id, 0, h.ttl_s)
-                self._emit("exhausted", spec, subject, res.used)
-                raise GatewayError(ErrorKind.budget_exceeded, refusal(spec, subject, res.used, res.reserved, worst))
-            held.append(Held(spec, subject, key, ttl))
+            seeding = self._seeding(spec, subject, key, ttl, now)
+            if seeding is not None:
+                await asyncio.shield(seeding)
+            held.append(Held(spec, subject, key, ttl, cap))
+        return Holds(held, worst, to_nano(worst, up=True))
 
-        async def settle(ctx: RequestContext) -> None:
-            cost = actual_usd(ctx)
-            if cost is None:  # only reachable with unknown_price: allow
-                log.warning("request %s: price of %s unknown, counted as $0", ctx.id, ctx.requested_model)
-                cost = 0.0
-            n = to_nano(cost)
-            for h in held:
-                used = await self.state.settle(h.key, ctx.id, n, h.ttl_s)
-                soft = h.spec.soft_usd
-                if soft is not None and used - n < to_nano(soft) <= used:  # crossed by exactly this call
-                    self._emit("soft_limit", h.spec, h.subject, used)
+    def refused(self, h: Held, used: int, reserved: int, worst: float) -> GatewayError:
+        self._emit("exhausted", h.spec, h.subject, used)
+        return GatewayError(ErrorKind.budget_exceeded, refusal(h.spec, h.subject, used, reserved, worst))
 
-        return settle
+    @staticmethod
+    def spent(ctx: RequestContext) -> int:
+        """What the call cost, in the counters' nano-dollars."""
+        cost = actual_usd(ctx)
+        if cost is None:  # only reachable with unknown_price: allow
+            log.warning("request %s: price of %s unknown, counted as $0", ctx.id, ctx.requested_model)
+            cost = 0.0
+        return to_nano(cost)
+
+    def settled(self, held: list[Held], used: list[int], n: int) -> None:
+        """After the holds were settled to `n`: a soft limit crossed by exactly this call raises
+        its event."""
+        for h, total in zip(held, used):
+            soft = h.spec.soft_usd
+            if soft is not None and total - n < to_nano(soft) <= total:
+                self._emit("soft_limit", h.spec, h.subject, total)
 
     def _emit(self, kind: str, spec: BudgetSpec, subject: str, used: int) -> None:
         event = BudgetEvent(kind, spec.label(subject), used / NANO, spec.max_usd, spec.soft_usd, self.clock(),

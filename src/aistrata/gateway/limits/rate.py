@@ -1,18 +1,19 @@
-"""The rate-limit admission stage: requests, input/output/total tokens per minute and
-concurrent requests, per key, user, team, org, model and key x model.
+"""Rate limits: requests, input/output/total tokens per minute and concurrent requests, per
+key, user, team, org, model and key x model.
 
-All the sliding windows a request counts against (every rule, every dimension) are one atomic,
-all-or-nothing add on the shared state; token buckets and concurrency slots are one atomic step
-each. Input tokens are counted before the call and output tokens reserved at `max_tokens`; the
-settle callback corrects both to the true usage (a failed call gives its tokens back). When a
-later step refuses, what earlier ones took is given back, so a refused request costs nobody anything.
+All the sliding windows a request counts against (every rule, every dimension) are added in one
+atomic, all-or-nothing step on the shared state, together with its budget holds
+(`admission.LimitsAndBudgets`); token buckets and concurrency slots are one atomic step each.
+Input tokens are counted before the call and output tokens reserved at `max_tokens`; the
+settlement corrects both to the true usage (a failed call gives its tokens back). When a later
+step refuses, what earlier ones took is given back, so a refused request costs nobody anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Awaitable, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from ...core import ErrorKind, GatewayError
 from ..context import RequestContext
@@ -25,7 +26,6 @@ from .plans import Plans
 from .spec import LimitRule, Subjects, key_limits
 
 WINDOW_S = 60.0
-Settle = Callable[[RequestContext], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -95,46 +95,19 @@ class RateLimiter:
                       if rule.algorithm == "token_bucket" or rule.concurrent is not None)
         return Plan(windows, steps, any(rule.counts_tokens for rule, _ in rules))
 
-    async def admit(self, req: Request, ctx: RequestContext) -> Settle | None:
-        plan = self.plans.get(ctx, req.model)
-        if plan is None:
-            return None
-        amounts = self._amounts(req, ctx) if plan.counts_tokens else (1, 0, 0, 0)
-        windows = plan.windows
-        results: list[WindowResult] = []
-        if windows:  # every sliding window of the request in one atomic step (one Redis round trip)
-            results = await self.state.windows_add([(w.key, amounts[w.at], w.cap) for w in windows], WINDOW_S)
-            if not all(r.allowed for r in results):
-                raise _window_refusal(windows, results, amounts, ctx)
-        report = RateReport()
-        taken: list[Taken] = []
-        if plan.steps:
-            try:
-                taken = await self._steps(plan.steps, amounts, report)
-            except GatewayError:
-                await self._give_back(windows, results, amounts, [], NOTHING)  # a refused request costs nothing
-                ctx.headers.extend(_noted(windows, results, report).headers())
-                raise
-        ctx.headers.extend(_noted(windows, results, report).headers())
-
-        async def settle(ctx: RequestContext) -> None:
-            u = ctx.usage
-            await self._give_back(windows, results, amounts, taken,
-                                  (1, u.input_tokens, u.output_tokens, u.input_tokens + u.output_tokens))
-
-        return settle
-
-    def _amounts(self, req: Request, ctx: RequestContext) -> Amounts:
+    def amounts(self, req: Request, ctx: RequestContext) -> Amounts:
+        """What the request counts: one request, its input tokens, at most its output tokens."""
         dep = self.router.resolve(req.model)[0]
         n_in = input_tokens(req, dep.model, ctx.estimates)
         n_out = max_output_tokens(req, dep, self.default_max_tokens)
         return 1, n_in, n_out, n_in + n_out
 
-    async def _steps(self, steps: tuple[tuple[LimitRule, str], ...], amounts: Amounts,
-                     report: RateReport) -> list[Taken]:
+    async def steps(self, plan: Plan, amounts: Amounts, report: RateReport) -> list[Taken]:
+        """The token buckets and concurrency slots, a step each; on a refusal, what the earlier
+        ones took is given back."""
         taken: list[Taken] = []
         try:
-            for rule, subject in steps:
+            for rule, subject in plan.steps:
                 if rule.algorithm == "token_bucket":
                     for dimension, cap in rule.caps.items():
                         amount = amounts[DIMENSIONS.index(dimension)]
@@ -142,7 +115,7 @@ class RateLimiter:
                 if rule.concurrent is not None:
                     taken.append(await self._acquire(rule, subject))
         except GatewayError:
-            await self._give_back((), [], amounts, taken, NOTHING)
+            await self.give_back(taken, NOTHING)
             raise
         return taken
 
@@ -165,9 +138,8 @@ class RateLimiter:
                                f"{rule.concurrent} requests in flight", retry_after=1.0)
         return Taken(rule, "concurrent", key, 1, token=s.token)
 
-    async def _give_back(self, windows: tuple[Window, ...], results: list[WindowResult], amounts: Amounts,
-                         taken: list[Taken], actual: Amounts) -> None:
-        """Release slots and correct each counter from what was taken to what was used."""
+    async def give_back(self, taken: list[Taken], actual: Amounts) -> None:
+        """Release slots and correct each bucket from what was taken to what was used."""
         for t in reversed(taken):
             if t.dimension == "concurrent":
                 await self.state.slot_release(t.key, t.token)
@@ -176,10 +148,6 @@ class RateLimiter:
             if delta != 0:
                 cap = t.rule.caps[t.dimension]
                 await self.state.bucket_take(t.key, delta, cap, cap / WINDOW_S, force=True)
-        adjust = [(w.key, r.slot, delta) for w, r in zip(windows, results)
-                  if (delta := actual[w.at] - amounts[w.at]) != 0]
-        if adjust:
-            await self.state.windows_adjust(adjust, WINDOW_S)
 
     async def usage(self, subjects: Subjects, scope: str) -> list[dict[str, Any]]:
         """Current counters of the configured rules that apply to `subjects` in `scope`."""
@@ -213,14 +181,14 @@ def _counter_key(origin: str, scope: str, model: str | None, subject: str, dimen
     return f"rl:{origin}:{scope}:{subject}{model}:{dimension}"
 
 
-def _noted(windows: tuple[Window, ...], results: list[WindowResult], report: RateReport) -> RateReport:
+def noted(windows: tuple[Window, ...], results: list[WindowResult], report: RateReport) -> RateReport:
     """`report` with the windows a request was admitted by."""
     for w, r in zip(windows, results):
         report.note(w.dimension, w.cap, w.cap - r.used, WINDOW_S)
     return report
 
 
-def _window_refusal(windows: tuple[Window, ...], results: list[WindowResult], amounts: Amounts,
+def window_refusal(windows: tuple[Window, ...], results: list[WindowResult], amounts: Amounts,
                     ctx: RequestContext) -> GatewayError:
     """The error for the first window that refused; the headers show every refusing one."""
     report = RateReport()

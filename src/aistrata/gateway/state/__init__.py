@@ -5,13 +5,13 @@ Redis is unreachable. See `base.SharedState` for the primitives."""
 from __future__ import annotations
 
 from ..config import Settings
-from .base import BucketResult, ReserveResult, SharedState, SlotResult, WindowResult
+from .base import Admitted, BucketResult, ReserveResult, SharedState, SlotResult, WindowResult
 from .fallback import FallbackState
 from .memory import MemoryState
 from .redis_backend import RedisState
 
 __all__ = [
-    "BucketResult", "FallbackState", "MemoryState", "RedisState", "ReserveResult", "SharedState",
+    "Admitted", "BucketResult", "FallbackState", "MemoryState", "RedisState", "ReserveResult", "SharedState",
     "SlotResult", "WindowResult", "build_state",
 ]
 

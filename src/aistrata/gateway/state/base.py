@@ -48,6 +48,13 @@ class ReserveResult(NamedTuple):
     reserved: int           # held by calls in flight, this one included when allowed
 
 
+class Admitted(NamedTuple):
+    windows: list[WindowResult]  # one per window; all `allowed` unless some window had no room
+    refused: int            # the first hold without room (then nothing was added), else -1
+    used: int               # that hold's counter: settled so far
+    reserved: int           # and held by calls in flight
+
+
 class SharedState(Protocol):
     """What limits, budgets, breakers and the cache may count on, on one node or many."""
 
@@ -91,6 +98,19 @@ class SharedState(Protocol):
 
     async def settle(self, key: str, rid: str, actual: int, ttl_s: float | None = None) -> int:
         """Replace reservation `rid` by the true amount; returns `used` afterwards."""
+        ...
+
+    async def admit(self, windows: Sequence[tuple[str, int, int]], window_s: float,
+                    holds: Sequence[tuple[str, int, float | None]], rid: str, amount: int, hold_s: float) -> Admitted:
+        """A request's admission in ONE atomic step: `windows_add` of every window and a
+        `reserve` of `amount` as `rid` on every hold `(key, cap, ttl_s)`, all or nothing, so a
+        request refused by one counter costs no other anything."""
+        ...
+
+    async def release(self, adjust: Sequence[tuple[str, int, int]], window_s: float,
+                      holds: Sequence[tuple[str, float | None]], rid: str, actual: int) -> list[int]:
+        """A request's settlement in one step: `windows_adjust` of `adjust` and a `settle` of
+        every hold `(key, ttl_s)` to `actual`; returns each hold's `used` afterwards."""
         ...
 
     async def reservation(self, key: str) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .base import BucketResult, ReserveResult, SlotResult, WindowResult
+from .base import Admitted, BucketResult, ReserveResult, SlotResult, WindowResult
 from .memory import MemoryState
 from .redis_backend import RedisState
 
@@ -64,6 +64,14 @@ class FallbackState:
 
     async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
         await self._run(lambda s: s.windows_adjust(items, window_s))
+
+    async def admit(self, windows: Sequence[tuple[str, int, int]], window_s: float,
+                    holds: Sequence[tuple[str, int, float | None]], rid: str, amount: int, hold_s: float) -> Admitted:
+        return await self._run(lambda s: s.admit(windows, window_s, holds, rid, amount, hold_s))
+
+    async def release(self, adjust: Sequence[tuple[str, int, int]], window_s: float,
+                      holds: Sequence[tuple[str, float | None]], rid: str, actual: int) -> list[int]:
+        return await self._run(lambda s: s.release(adjust, window_s, holds, rid, actual))
 
     async def window_used(self, key: str, window_s: float) -> int:
         return await self._run(lambda s: s.window_used(key, window_s))

@@ -17,6 +17,7 @@ import orjson
 
 from .base import (
     DEFAULT_PREFIX,
+    Admitted,
     SUBWINDOWS,
     BucketResult,
     ReserveResult,
@@ -82,35 +83,40 @@ class MemoryState:
         step = sub_window_ms(window_s)
         with self._lock:
             now = self._now()
-            cur = now // step
-            floor = cur - SUBWINDOWS
-            found: list[tuple[_Window, int, int]] = []
-            fits = True
-            for key, amount, limit in items:
-                w: _Window = self._load(key, now, _Window)
-                if w.oldest < floor:
-                    w.trim(floor)
-                found.append((w, amount, limit))
-                fits = fits and w.used + amount <= limit
+            found, fits = self._windows(items, now, step)
             if fits:
-                expires = now + step * (SUBWINDOWS + 2)
-                for (key, _, _), (w, amount, _) in zip(items, found):
-                    w.add(cur, amount)
-                    self._expire(key, expires)
-                return [WindowResult(True, w.used, 0.0, cur) for w, _, _ in found]
-            return [WindowResult(True, w.used, 0.0, cur) if w.used + amount <= limit else
-                    WindowResult(False, w.used, _window_retry(w.slots, w.used + amount - limit, amount > limit, step,
-                                                              now), cur)
-                    for w, amount, limit in found]
+                self._add_windows(items, found, now, step)
+            return _window_results(found, fits, now, step)
 
     async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
         step = sub_window_ms(window_s)
         with self._lock:
-            now = self._now()
-            for key, slot, delta in items:
-                if slot >= now // step - SUBWINDOWS:
-                    w: _Window = self._load(key, now, _Window)
-                    w.add(slot, delta)
+            self._adjust_windows(items, self._now(), step)
+
+    def _windows(self, items: Sequence[tuple[str, int, int]], now: int, step: int) -> tuple[list[Fit], bool]:
+        """Each window with its amount and limit, and whether every one has room."""
+        floor = now // step - SUBWINDOWS
+        found: list[Fit] = []
+        fits = True
+        for key, amount, limit in items:
+            w: _Window = self._load(key, now, _Window)
+            if w.oldest < floor:
+                w.trim(floor)
+            found.append((w, amount, limit))
+            fits = fits and w.used + amount <= limit
+        return found, fits
+
+    def _add_windows(self, items: Sequence[tuple[str, int, int]], found: list[Fit], now: int, step: int) -> None:
+        cur, expires = now // step, now + step * (SUBWINDOWS + 2)
+        for (key, _, _), (w, amount, _) in zip(items, found):
+            w.add(cur, amount)
+            self._expire(key, expires)
+
+    def _adjust_windows(self, items: Sequence[tuple[str, int, int]], now: int, step: int) -> None:
+        for key, slot, delta in items:
+            if slot >= now // step - SUBWINDOWS:
+                w: _Window = self._load(key, now, _Window)
+                w.add(slot, delta)
 
     async def window_used(self, key: str, window_s: float) -> int:
         step = sub_window_ms(window_s)
@@ -178,31 +184,69 @@ class MemoryState:
     ) -> ReserveResult:
         with self._lock:
             now = self._now()
-            entry = self._load(key, now, _new_reservation)
-            # `held` is the running sum of the holds; expired ones (a call that never settled)
-            # are dropped only when they could matter: before a refusal, or as they pile up.
-            if entry["used"] + entry["held"] + amount > cap or len(entry["holds"]) >= SWEEP_HOLDS:
-                _drop_expired_holds(entry, now)
-            if entry["used"] + entry["held"] + amount > cap:
+            entry, fits = self._room(key, amount, cap, now)
+            if not fits:
                 return ReserveResult(False, entry["used"], entry["held"])
-            replaced = entry["holds"].get(rid)
-            entry["holds"][rid] = (amount, now + ttl_ms(hold_s))
-            entry["held"] += amount - (replaced[0] if replaced else 0)
-            if ttl_s is not None:
-                self._expire(key, now + ttl_ms(ttl_s))
+            self._hold(key, entry, rid, amount, now, hold_s, ttl_s)
             return ReserveResult(True, entry["used"], entry["held"])
 
     async def settle(self, key: str, rid: str, actual: int, ttl_s: float | None = None) -> int:
         with self._lock:
+            return self._settle(key, rid, actual, self._now(), ttl_s)
+
+    def _room(self, key: str, amount: int, cap: int, now: int) -> tuple[dict[str, Any], bool]:
+        entry = self._load(key, now, _new_reservation)
+        # `held` is the running sum of the holds; expired ones (a call that never settled)
+        # are dropped only when they could matter: before a refusal, or as they pile up.
+        if entry["used"] + entry["held"] + amount > cap or len(entry["holds"]) >= SWEEP_HOLDS:
+            _drop_expired_holds(entry, now)
+        return entry, entry["used"] + entry["held"] + amount <= cap
+
+    def _hold(self, key: str, entry: dict[str, Any], rid: str, amount: int, now: int, hold_s: float,
+              ttl_s: float | None) -> None:
+        replaced = entry["holds"].get(rid)
+        entry["holds"][rid] = (amount, now + ttl_ms(hold_s))
+        entry["held"] += amount - (replaced[0] if replaced else 0)
+        if ttl_s is not None:
+            self._expire(key, now + ttl_ms(ttl_s))
+
+    def _settle(self, key: str, rid: str, actual: int, now: int, ttl_s: float | None) -> int:
+        entry = self._load(key, now, _new_reservation)
+        hold = entry["holds"].pop(rid, None)
+        if hold is not None:
+            entry["held"] -= hold[0]
+        entry["used"] += actual
+        if ttl_s is not None:
+            self._expire(key, now + ttl_ms(ttl_s))
+        return int(entry["used"])
+
+    # -- a request's windows and budgets together -------------------------------------------------
+
+    async def admit(self, windows: Sequence[tuple[str, int, int]], window_s: float,
+                    holds: Sequence[tuple[str, int, float | None]], rid: str, amount: int, hold_s: float) -> Admitted:
+        step = sub_window_ms(window_s)
+        with self._lock:
             now = self._now()
-            entry = self._load(key, now, _new_reservation)
-            hold = entry["holds"].pop(rid, None)
-            if hold is not None:
-                entry["held"] -= hold[0]
-            entry["used"] += actual
-            if ttl_s is not None:
-                self._expire(key, now + ttl_ms(ttl_s))
-            return int(entry["used"])
+            found, fits = self._windows(windows, now, step)
+            if not fits:
+                return Admitted(_window_results(found, False, now, step), -1, 0, 0)
+            entries = []
+            for i, (key, cap, _) in enumerate(holds):
+                entry, room = self._room(key, amount, cap, now)
+                if not room:
+                    return Admitted(_window_results(found, False, now, step), i, entry["used"], entry["held"])
+                entries.append(entry)
+            self._add_windows(windows, found, now, step)
+            for (key, _, ttl_s), entry in zip(holds, entries):
+                self._hold(key, entry, rid, amount, now, hold_s, ttl_s)
+            return Admitted(_window_results(found, True, now, step), -1, 0, 0)
+
+    async def release(self, adjust: Sequence[tuple[str, int, int]], window_s: float,
+                      holds: Sequence[tuple[str, float | None]], rid: str, actual: int) -> list[int]:
+        with self._lock:
+            now = self._now()
+            self._adjust_windows(adjust, now, sub_window_ms(window_s))
+            return [self._settle(key, rid, actual, now, ttl_s) for key, ttl_s in holds]
 
     async def reservation(self, key: str) -> tuple[int, int]:
         with self._lock:
@@ -287,6 +331,20 @@ def _drop_expired_holds(entry: dict[str, Any], now: int) -> None:
 def _refill_ms(level: float, capacity: int, per_s: float) -> int:
     """How long until a bucket is full again (then its key is as good as missing)."""
     return math.ceil(max(0.0, capacity - level) * 1000 / per_s) + 1000
+
+
+Fit = tuple[_Window, int, int]  # a window, the amount to add, its limit
+
+
+def _window_results(found: list[Fit], added: bool, now: int, step: int) -> list[WindowResult]:
+    """One result per window: `used` includes the amount when it was `added`; a window without
+    room says when enough will have slid out."""
+    cur = now // step
+    if added:
+        return [WindowResult(True, w.used, 0.0, cur) for w, _, _ in found]
+    return [WindowResult(True, w.used, 0.0, cur) if w.used + amount <= limit else
+            WindowResult(False, w.used, _window_retry(w.slots, w.used + amount - limit, amount > limit, step, now), cur)
+            for w, amount, limit in found]
 
 
 def _window_retry(slots: dict[int, int], excess: int, never: bool, step: int, now: int) -> float:

@@ -15,61 +15,101 @@ from typing import Any, Callable
 import orjson
 import redis.asyncio as aioredis
 
-from .base import DEFAULT_PREFIX, SUBWINDOWS, BucketResult, ReserveResult, SlotResult, WindowResult, sub_window_ms, ttl_ms
+from .base import (
+    DEFAULT_PREFIX, SUBWINDOWS, Admitted, BucketResult, ReserveResult, SlotResult, WindowResult, sub_window_ms, ttl_ms,
+)
 
-# KEYS[i] hash sub-window -> amount, one per window. ARGV: now_ms, step_ms, subwindows, then
-# amount_i, limit_i per key. All or nothing: adds only when every window stays within its limit.
-# Returns cur, allowed_all, then allowed_i, used_i, retry_ms_i per key.
-WINDOWS_ADD = """
-local now, step, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cur = math.floor(now / step)
-local out, all = {cur, 1}, 1
-local used_of = {}
-for k = 1, #KEYS do
-  local amount, limit = tonumber(ARGV[2 + 2 * k]), tonumber(ARGV[3 + 2 * k])
-  local vals = redis.call('HGETALL', KEYS[k])
+# A sliding window is a hash sub-window -> amount. `window_check` drops the sub-windows that slid
+# out and says whether `amount` fits: used, allowed (1/0), retry_ms (-1: never fits).
+_WINDOW = """
+local function window_check(key, amount, limit, cur, n, step, now)
+  local vals = redis.call('HGETALL', key)
   local used, live = 0, {}
   for i = 1, #vals, 2 do
     local s, v = tonumber(vals[i]), tonumber(vals[i + 1])
-    if s < cur - n then redis.call('HDEL', KEYS[k], vals[i]) else used = used + v; live[#live + 1] = {s, v} end
+    if s < cur - n then redis.call('HDEL', key, vals[i]) else used = used + v; live[#live + 1] = {s, v} end
   end
-  used_of[k] = used
-  local allowed, retry = 1, 0
-  if used + amount > limit then
-    allowed, all, retry = 0, 0, -1
-    if amount <= limit then
-      table.sort(live, function(a, b) return a[1] < b[1] end)
-      local excess = used + amount - limit
-      for _, sv in ipairs(live) do
-        excess = excess - sv[2]
-        if excess <= 0 then retry = (sv[1] + n + 1) * step - now; break end
-      end
+  if used + amount <= limit then return used, 1, 0 end
+  local retry = -1
+  if amount <= limit then
+    table.sort(live, function(a, b) return a[1] < b[1] end)
+    local excess = used + amount - limit
+    for _, sv in ipairs(live) do
+      excess = excess - sv[2]
+      if excess <= 0 then retry = (sv[1] + n + 1) * step - now; break end
     end
   end
+  return used, 0, retry
+end
+
+local function window_add(key, amount, cur, n, step)
+  redis.call('HINCRBY', key, cur, amount)
+  redis.call('PEXPIRE', key, step * (n + 2))
+end
+
+-- A sub-window that slid out is left alone.
+local function window_adjust(key, slot, delta, oldest)
+  if slot >= oldest and redis.call('EXISTS', key) == 1 then redis.call('HINCRBY', key, slot, delta) end
+end
+"""
+
+# A reservation counter is a hash {used: n, r:<rid>: "<amount>:<expires_ms>"}. Amounts stay the
+# caller's strings: Lua would write a large number as 1e+15.
+_HOLD = """
+local function hold_room(key, amount, cap, now)
+  local vals = redis.call('HGETALL', key)
+  local used, reserved = 0, 0
+  for i = 1, #vals, 2 do
+    if vals[i] == 'used' then used = tonumber(vals[i + 1])
+    else
+      local amt, exp = string.match(vals[i + 1], '^(%-?%d+):(%d+)$')
+      if tonumber(exp) <= now then redis.call('HDEL', key, vals[i]) else reserved = reserved + tonumber(amt) end
+    end
+  end
+  return used, reserved, used + reserved + amount <= cap
+end
+
+local function hold(key, rid, amount, expires, ttl)
+  redis.call('HSET', key, 'r:' .. rid, amount .. ':' .. expires)
+  if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
+end
+
+local function settle(key, rid, actual, ttl)
+  redis.call('HDEL', key, 'r:' .. rid)
+  local used = redis.call('HINCRBY', key, 'used', actual)
+  if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
+  return used
+end
+"""
+
+# KEYS[i] windows. ARGV: now_ms, step_ms, subwindows, then amount_i, limit_i per key. All or
+# nothing: adds only when every window stays within its limit.
+# Returns cur, allowed_all, then allowed_i, used_i, retry_ms_i per key.
+WINDOWS_ADD = _WINDOW + """
+local now, step, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local cur = math.floor(now / step)
+local out, all = {cur, 1}, 1
+for k = 1, #KEYS do
+  local used, allowed, retry = window_check(KEYS[k], tonumber(ARGV[2 + 2 * k]), tonumber(ARGV[3 + 2 * k]), cur, n,
+                                            step, now)
+  if allowed == 0 then all = 0 end
   out[#out + 1] = allowed; out[#out + 1] = used; out[#out + 1] = retry
 end
 if all == 1 then
   for k = 1, #KEYS do
     local amount = tonumber(ARGV[2 + 2 * k])
-    redis.call('HINCRBY', KEYS[k], cur, amount)
-    redis.call('PEXPIRE', KEYS[k], step * (n + 2))
-    out[3 * k + 1] = used_of[k] + amount
+    window_add(KEYS[k], amount, cur, n, step)
+    out[3 * k + 1] = out[3 * k + 1] + amount
   end
 end
 out[2] = all
 return out
 """
 
-# KEYS[i] window hashes. ARGV: now_ms, step_ms, subwindows, then slot_i, delta_i per key.
-# A slot that slid out is left alone.
-WINDOWS_ADJUST = """
+# KEYS[i] windows. ARGV: now_ms, step_ms, subwindows, then slot_i, delta_i per key.
+WINDOWS_ADJUST = _WINDOW + """
 local oldest = math.floor(tonumber(ARGV[1]) / tonumber(ARGV[2])) - tonumber(ARGV[3])
-for k = 1, #KEYS do
-  local slot = tonumber(ARGV[2 + 2 * k])
-  if slot >= oldest and redis.call('EXISTS', KEYS[k]) == 1 then
-    redis.call('HINCRBY', KEYS[k], slot, ARGV[3 + 2 * k])
-  end
-end
+for k = 1, #KEYS do window_adjust(KEYS[k], tonumber(ARGV[2 + 2 * k]), ARGV[3 + 2 * k], oldest) end
 return 0
 """
 
@@ -100,30 +140,60 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, used + 1}
 """
 
-# KEYS[1] hash {used: n, r:<rid>: "<amount>:<expires_ms>"}. ARGV: rid, amount, cap, now_ms, hold_ms, ttl_ms.
-RESERVE = """
-local amount, cap, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local vals = redis.call('HGETALL', KEYS[1])
-local used, reserved = 0, 0
-for i = 1, #vals, 2 do
-  if vals[i] == 'used' then used = tonumber(vals[i + 1])
-  else
-    local amt, exp = string.match(vals[i + 1], '^(%-?%d+):(%d+)$')
-    if tonumber(exp) <= now then redis.call('HDEL', KEYS[1], vals[i]) else reserved = reserved + tonumber(amt) end
-  end
-end
-if used + reserved + amount > cap then return {0, used, reserved} end
-redis.call('HSET', KEYS[1], 'r:' .. ARGV[1], ARGV[2] .. ':' .. (now + tonumber(ARGV[5])))
-if ARGV[6] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
-return {1, used, reserved + amount}
+# KEYS[1] reservation counter. ARGV: rid, amount, cap, now_ms, hold_ms, ttl_ms.
+RESERVE = _HOLD + """
+local used, reserved, room = hold_room(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+if not room then return {0, used, reserved} end
+hold(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[4]) + tonumber(ARGV[5]), ARGV[6])
+return {1, used, reserved + tonumber(ARGV[2])}
 """
 
 # ARGV: rid, actual, ttl_ms.
-SETTLE = """
-redis.call('HDEL', KEYS[1], 'r:' .. ARGV[1])
-local used = redis.call('HINCRBY', KEYS[1], 'used', ARGV[2])
-if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return used
+SETTLE = _HOLD + """
+return settle(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+"""
+
+# A request's admission: KEYS = nw windows, then the reservation counters. ARGV: now_ms, step_ms,
+# subwindows, nw, amount_i and limit_i per window, rid, amount, hold_ms, then cap_j and ttl_ms_j
+# per counter. All or nothing. Returns cur, the refused counter's index (-1: none), its used
+# and reserved, then allowed_i, used_i, retry_ms_i per window.
+ADMIT = _WINDOW + _HOLD + """
+local now, step, n, nw = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local cur = math.floor(now / step)
+local out, all = {cur, -1, 0, 0}, 1
+for k = 1, nw do
+  local used, allowed, retry = window_check(KEYS[k], tonumber(ARGV[3 + 2 * k]), tonumber(ARGV[4 + 2 * k]), cur, n,
+                                            step, now)
+  if allowed == 0 then all = 0 end
+  out[#out + 1] = allowed; out[#out + 1] = used; out[#out + 1] = retry
+end
+if all == 0 then return out end
+local base = 4 + 2 * nw
+local rid, amount, expires = ARGV[base + 1], ARGV[base + 2], now + tonumber(ARGV[base + 3])
+for j = 1, #KEYS - nw do
+  local used, reserved, room = hold_room(KEYS[nw + j], tonumber(amount), tonumber(ARGV[base + 2 + 2 * j]), now)
+  if not room then out[2], out[3], out[4] = j - 1, used, reserved; return out end
+end
+for k = 1, nw do
+  local a = tonumber(ARGV[3 + 2 * k])
+  window_add(KEYS[k], a, cur, n, step)
+  out[3 * k + 3] = out[3 * k + 3] + a
+end
+for j = 1, #KEYS - nw do hold(KEYS[nw + j], rid, amount, expires, ARGV[base + 3 + 2 * j]) end
+return out
+"""
+
+# A request's settlement: KEYS = na windows, then the reservation counters. ARGV: now_ms, step_ms,
+# subwindows, na, slot_i and delta_i per window, rid, actual, then ttl_ms_j per counter.
+# Returns each counter's used.
+RELEASE = _WINDOW + _HOLD + """
+local now, step, n, na = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local oldest = math.floor(now / step) - n
+for k = 1, na do window_adjust(KEYS[k], tonumber(ARGV[3 + 2 * k]), ARGV[4 + 2 * k], oldest) end
+local base = 4 + 2 * na
+local out = {}
+for j = 1, #KEYS - na do out[j] = settle(KEYS[na + j], ARGV[base + 1], ARGV[base + 2], ARGV[base + 2 + j]) end
+return out
 """
 
 # ARGV: amount, ttl_ms.
@@ -151,6 +221,8 @@ class RedisState:
         self._slot_acquire = self.redis.register_script(SLOT_ACQUIRE)
         self._reserve = self.redis.register_script(RESERVE)
         self._settle = self.redis.register_script(SETTLE)
+        self._admit = self.redis.register_script(ADMIT)
+        self._release = self.redis.register_script(RELEASE)
         self._incr = self.redis.register_script(INCR)
 
     def _k(self, key: str) -> str:
@@ -213,6 +285,31 @@ class RedisState:
 
     async def settle(self, key: str, rid: str, actual: int, ttl_s: float | None = None) -> int:
         return int(await self._settle(keys=[self._k(key)], args=[rid, actual, ttl_ms(ttl_s)]))
+
+    async def admit(self, windows: Sequence[tuple[str, int, int]], window_s: float,
+                    holds: Sequence[tuple[str, int, float | None]], rid: str, amount: int, hold_s: float) -> Admitted:
+        args: list[Any] = [self._now(), sub_window_ms(window_s), SUBWINDOWS, len(windows)]
+        for _, n, limit in windows:
+            args += (n, limit)
+        args += (rid, amount, ttl_ms(hold_s))
+        for _, cap, ttl_s in holds:
+            args += (cap, ttl_ms(ttl_s))
+        out = await self._admit(keys=[self._k(key) for key, _, _ in windows] + [self._k(key) for key, _, _ in holds],
+                                args=args)
+        cur = int(out[0])
+        results = [WindowResult(bool(out[i]), int(out[i + 1]), -1.0 if out[i + 2] < 0 else out[i + 2] / 1000, cur)
+                   for i in range(4, len(out), 3)]
+        return Admitted(results, int(out[1]), int(out[2]), int(out[3]))
+
+    async def release(self, adjust: Sequence[tuple[str, int, int]], window_s: float,
+                      holds: Sequence[tuple[str, float | None]], rid: str, actual: int) -> list[int]:
+        args: list[Any] = [self._now(), sub_window_ms(window_s), SUBWINDOWS, len(adjust)]
+        for _, slot, delta in adjust:
+            args += (slot, delta)
+        args += (rid, actual, *(ttl_ms(ttl_s) for _, ttl_s in holds))
+        out = await self._release(keys=[self._k(key) for key, _, _ in adjust] + [self._k(key) for key, _ in holds],
+                                  args=args)
+        return [int(v) for v in out]
 
     async def reservation(self, key: str) -> tuple[int, int]:
         fields = await self.redis.hgetall(self._k(key))

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from ...core import ErrorKind, GatewayError, bad_request
 from ...gateway.auth import Principal
 from ...gateway.config import ConfigError
-from ...gateway.limits import BudgetGuard, BudgetStore, RateLimiter, Subjects
+from ...gateway.limits import BudgetGuard, BudgetStore, LimitsAndBudgets, RateLimiter, Subjects
 from ...gateway.limits.spec import BUDGET_SCOPES, SCOPES
 from ...gateway.roles import Access
 from ..management import _json_body, guard
@@ -32,9 +32,9 @@ class LimitsApi:
     def __init__(self, services: Any) -> None:
         self.services = services
         self.store = BudgetStore(services.db)
-        stages = services.gateway.admissions
-        self.guard: BudgetGuard | None = next((s for s in stages if isinstance(s, BudgetGuard)), None)
-        self.limiter: RateLimiter | None = next((s for s in stages if isinstance(s, RateLimiter)), None)
+        stage = next((s for s in services.gateway.admissions if isinstance(s, LimitsAndBudgets)), None)
+        self.guard: BudgetGuard | None = stage.budgets if stage is not None else None
+        self.limiter: RateLimiter | None = stage.limiter if stage is not None else None
 
     def admin(self, handler: Handler, access: Access = Access.admin) -> Callable[[Request], Awaitable[Response]]:
         return guard(self.services.authn, handler, access=access)

@@ -63,6 +63,29 @@ async def test_a_caller_meets_budgets_made_and_deleted_while_it_calls(
     await ask(c, "fast")
 
 
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_request_a_budget_refuses_uses_none_of_its_rate_limit(
+    make_gateway: Callable[..., GatewayServer],
+) -> None:
+    """Windows and budget holds are charged in one step: a refusal by either charges neither."""
+    gw = make_gateway(env={"AISTRATA_MASTER_KEY": MASTER_KEY},
+                      limits=[{"scope": "team", "id": "kids", "requests_per_minute": 2}])
+    c = client(gw, new_key(gw, team_id="kids"))
+    async with httpx.AsyncClient(base_url=gw.url, headers=ADMIN) as http:
+        made = (await http.post("/api/budgets", json={"scope": "team", "id": "kids", "max_usd": 0,
+                                                      "period": "daily"})).json()
+        for _ in range(3):
+            with pytest.raises(openai.APIStatusError, match="budget 'team:kids daily' is spent"):
+                await ask(c, "fast")
+        await http.delete(f"/api/budgets/{made['id']}")
+        usage = (await http.get("/api/usage", params={"scope": "team", "id": "kids"})).json()
+        assert usage["limits"][0]["counters"]["requests"] == {"limit": 2, "used": 0}
+    await ask(c, "fast")
+    await ask(c, "fast")
+    with pytest.raises(openai.RateLimitError):
+        await ask(c, "fast")
+
+
 def test_budgets_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     base = ["--data-dir", str(tmp_path)]

@@ -17,8 +17,8 @@ import orjson
 
 from .base import (
     DEFAULT_PREFIX,
-    Admitted,
     SUBWINDOWS,
+    Admitted,
     BucketResult,
     ReserveResult,
     SlotResult,

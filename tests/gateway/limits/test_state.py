@@ -13,11 +13,11 @@ from .conftest import Clock
 
 
 async def add(state: SharedState, key: str, amount: int, limit: int) -> WindowResult:
-    return (await state.windows_add([(key, amount, limit)], 60))[0]
+    return (await state.admit([(key, amount, limit)], 60, [], "rid", 0, 60)).windows[0]
 
 
 async def adjust(state: SharedState, key: str, slot: int, delta: int) -> None:
-    await state.windows_adjust([(key, slot, delta)], 60)
+    await state.release([(key, slot, delta)], 60, [], "rid", 0)
 
 
 async def test_window_admits_up_to_the_limit_and_says_when_to_retry(state: SharedState, clock: Clock) -> None:
@@ -50,14 +50,14 @@ async def test_window_adjust_corrects_an_estimate_until_it_slid_out(state: Share
 async def test_windows_are_added_all_or_nothing(state: SharedState) -> None:
     """One request's windows (say requests and tokens per minute) move together: a refusal
     by any of them adds to none."""
-    await state.windows_add([("req", 1, 5), ("tok", 90, 100)], 60)
-    refused = await state.windows_add([("req", 1, 5), ("tok", 20, 100)], 60)
+    await state.admit([("req", 1, 5), ("tok", 90, 100)], 60, [], "a", 0, 60)
+    refused = (await state.admit([("req", 1, 5), ("tok", 20, 100)], 60, [], "b", 0, 60)).windows
     assert [w.allowed for w in refused] == [True, False]
     assert refused[1].used == 90 and refused[1].retry_after > 0
     assert (await state.window_used("req", 60), await state.window_used("tok", 60)) == (1, 90)
-    admitted = await state.windows_add([("req", 1, 5), ("tok", 10, 100)], 60)
+    admitted = (await state.admit([("req", 1, 5), ("tok", 10, 100)], 60, [], "c", 0, 60)).windows
     assert [(w.allowed, w.used) for w in admitted] == [(True, 2), (True, 100)]
-    await state.windows_adjust([("req", admitted[0].slot, -1), ("tok", admitted[1].slot, -60)], 60)
+    await state.release([("req", admitted[0].slot, -1), ("tok", admitted[1].slot, -60)], 60, [], "c", 0)
     assert (await state.window_used("req", 60), await state.window_used("tok", 60)) == (1, 40)
 
 

@@ -58,16 +58,6 @@ class Admitted(NamedTuple):
 class SharedState(Protocol):
     """What limits, budgets, breakers and the cache may count on, on one node or many."""
 
-    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
-        """Add each `(key, amount, limit)` to its sliding window, all or nothing: only when every
-        window stays within its limit. One result per item; `allowed` says whether that item fit."""
-        ...
-
-    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
-        """Correct earlier adds, each `(key, slot, delta)` (estimate -> true count); a slot that
-        slid out is left alone."""
-        ...
-
     async def window_used(self, key: str, window_s: float) -> int: ...
 
     async def bucket_take(
@@ -102,15 +92,17 @@ class SharedState(Protocol):
 
     async def admit(self, windows: Sequence[tuple[str, int, int]], window_s: float,
                     holds: Sequence[tuple[str, int, float | None]], rid: str, amount: int, hold_s: float) -> Admitted:
-        """A request's admission in ONE atomic step: `windows_add` of every window and a
-        `reserve` of `amount` as `rid` on every hold `(key, cap, ttl_s)`, all or nothing, so a
-        request refused by one counter costs no other anything."""
+        """A request's admission in ONE atomic step: each window `(key, amount, limit)` gets
+        `amount` added to its sliding window and each hold `(key, cap, ttl_s)` a `reserve` of
+        `amount` as `rid`, all or nothing, so a request refused by one counter costs no other
+        anything. One result per window; `allowed` says whether that window had room."""
         ...
 
     async def release(self, adjust: Sequence[tuple[str, int, int]], window_s: float,
                       holds: Sequence[tuple[str, float | None]], rid: str, actual: int) -> list[int]:
-        """A request's settlement in one step: `windows_adjust` of `adjust` and a `settle` of
-        every hold `(key, ttl_s)` to `actual`; returns each hold's `used` afterwards."""
+        """A request's settlement in one step: each `(key, slot, delta)` of `adjust` corrects an
+        earlier add (estimate -> true count; a slot that slid out is left alone), and each
+        hold `(key, ttl_s)` is settled to `actual`; returns each hold's `used` afterwards."""
         ...
 
     async def reservation(self, key: str) -> tuple[int, int]:

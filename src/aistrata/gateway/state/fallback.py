@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .base import Admitted, BucketResult, ReserveResult, SlotResult, WindowResult
+from .base import Admitted, BucketResult, ReserveResult, SlotResult
 from .memory import MemoryState
 from .redis_backend import RedisState
 
@@ -58,12 +58,6 @@ class FallbackState:
             self._reason = type(exc).__name__
             log.error("Redis unreachable (%s): serving on local in-process limits until it is back", self._reason)
         self._next_try = self.monotonic() + self.retry_s
-
-    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
-        return await self._run(lambda s: s.windows_add(items, window_s))
-
-    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
-        await self._run(lambda s: s.windows_adjust(items, window_s))
 
     async def admit(self, windows: Sequence[tuple[str, int, int]], window_s: float,
                     holds: Sequence[tuple[str, int, float | None]], rid: str, amount: int, hold_s: float) -> Admitted:

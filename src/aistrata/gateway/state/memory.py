@@ -79,20 +79,6 @@ class MemoryState:
 
     # -- sliding window ------------------------------------------------------------------------
 
-    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
-        step = sub_window_ms(window_s)
-        with self._lock:
-            now = self._now()
-            found, fits = self._windows(items, now, step)
-            if fits:
-                self._add_windows(items, found, now, step)
-            return _window_results(found, fits, now, step)
-
-    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
-        step = sub_window_ms(window_s)
-        with self._lock:
-            self._adjust_windows(items, self._now(), step)
-
     def _windows(self, items: Sequence[tuple[str, int, int]], now: int, step: int) -> tuple[list[Fit], bool]:
         """Each window with its amount and limit, and whether every one has room."""
         floor = now // step - SUBWINDOWS

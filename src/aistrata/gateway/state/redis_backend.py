@@ -82,37 +82,6 @@ local function settle(key, rid, actual, ttl)
 end
 """
 
-# KEYS[i] windows. ARGV: now_ms, step_ms, subwindows, then amount_i, limit_i per key. All or
-# nothing: adds only when every window stays within its limit.
-# Returns cur, allowed_all, then allowed_i, used_i, retry_ms_i per key.
-WINDOWS_ADD = _WINDOW + """
-local now, step, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cur = math.floor(now / step)
-local out, all = {cur, 1}, 1
-for k = 1, #KEYS do
-  local used, allowed, retry = window_check(KEYS[k], tonumber(ARGV[2 + 2 * k]), tonumber(ARGV[3 + 2 * k]), cur, n,
-                                            step, now)
-  if allowed == 0 then all = 0 end
-  out[#out + 1] = allowed; out[#out + 1] = used; out[#out + 1] = retry
-end
-if all == 1 then
-  for k = 1, #KEYS do
-    local amount = tonumber(ARGV[2 + 2 * k])
-    window_add(KEYS[k], amount, cur, n, step)
-    out[3 * k + 1] = out[3 * k + 1] + amount
-  end
-end
-out[2] = all
-return out
-"""
-
-# KEYS[i] windows. ARGV: now_ms, step_ms, subwindows, then slot_i, delta_i per key.
-WINDOWS_ADJUST = _WINDOW + """
-local oldest = math.floor(tonumber(ARGV[1]) / tonumber(ARGV[2])) - tonumber(ARGV[3])
-for k = 1, #KEYS do window_adjust(KEYS[k], tonumber(ARGV[2 + 2 * k]), ARGV[3 + 2 * k], oldest) end
-return 0
-"""
-
 # KEYS[1] hash {l: level, ts: ms}. ARGV: amount, capacity, per_ms, now_ms, force.
 BUCKET_TAKE = """
 local amount, cap, rate, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -215,8 +184,6 @@ class RedisState:
         self.redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True,
         )
-        self._windows_add = self.redis.register_script(WINDOWS_ADD)
-        self._windows_adjust = self.redis.register_script(WINDOWS_ADJUST)
         self._bucket_take = self.redis.register_script(BUCKET_TAKE)
         self._slot_acquire = self.redis.register_script(SLOT_ACQUIRE)
         self._reserve = self.redis.register_script(RESERVE)
@@ -230,21 +197,6 @@ class RedisState:
 
     def _now(self) -> int:
         return int(self.clock() * 1000)
-
-    async def windows_add(self, items: Sequence[tuple[str, int, int]], window_s: float) -> list[WindowResult]:
-        args: list[int] = [self._now(), sub_window_ms(window_s), SUBWINDOWS]
-        for _, amount, limit in items:
-            args += (amount, limit)
-        out = await self._windows_add(keys=[self._k(key) for key, _, _ in items], args=args)
-        cur = int(out[0])
-        return [WindowResult(bool(out[i]), int(out[i + 1]), -1.0 if out[i + 2] < 0 else out[i + 2] / 1000, cur)
-                for i in range(2, len(out), 3)]
-
-    async def windows_adjust(self, items: Sequence[tuple[str, int, int]], window_s: float) -> None:
-        args: list[int] = [self._now(), sub_window_ms(window_s), SUBWINDOWS]
-        for _, slot, delta in items:
-            args += (slot, delta)
-        await self._windows_adjust(keys=[self._k(key) for key, _, _ in items], args=args)
 
     async def window_used(self, key: str, window_s: float) -> int:
         oldest = self._now() // sub_window_ms(window_s) - SUBWINDOWS

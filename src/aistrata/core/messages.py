@@ -5,8 +5,8 @@ call, tool result, thinking). Requests and responses for chat and embeddings wra
 These are plain dataclasses, not validating models: the hot path builds them from
 already-parsed JSON once per request, and validation happens at the dialect boundary. The
 parts, messages and answers are not slotted: orjson writes a dataclass from its `__dict__`
-about five times faster than from slots, and the cache writes them on every request (its
-key from the request's messages and tools, its entry from the answer).
+about five times faster than from slots, and the cache writes them for every request (its
+key from the request's messages and tools) and every miss (its entry from the answer).
 
 Usage follows the OpenTelemetry GenAI convention: cached input tokens are *included* in
 `input_tokens` and reasoning tokens are *included* in `output_tokens`.

@@ -4,8 +4,8 @@ Before the call the request's WORST-CASE cost (estimated input x input price + m
 output price, on the dearest deployment that may serve it) is reserved against every budget
 that applies, in the same atomic step as the rate limits (`admission.LimitsAndBudgets`); after
 the call, success or not, each reservation is settled to the true cost. Concurrent requests
-therefore cannot overspend: the sum of what is spent and held never passes the cap. A call whose price is unknown is refused
-unless `budgets_settings.unknown_price: allow`.
+therefore cannot overspend: the sum of what is spent and held never passes the cap. A call
+whose price is unknown is refused unless `budgets_settings.unknown_price: allow`.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ dispatcher by a canned answer (no upstream, no sockets) and times, with `time.pr
   stages, `--concurrency N` interleaves N requests (the dispatcher yields once, as a call does),
   `--evict-kib N` copies N KiB between requests, so each one starts with caches as cold as a
   server's other work (HTTP, JSON, the upstream call) leaves them;
-* recording: `finish` (record + observers: metrics, the gateway's span) on the request path,
-  and the two writer drains (request log, spans) into SQLite, per request, in batches of 500.
+* recording: `finish` (the record with its gateway span's fields, and observers: metrics) on
+  the request path, and the request log's writer drain into SQLite (each row is also its
+  request's gateway span), per request, in batches of 500.
 
 * with `--redis URL`: the wall time per request of limits and a budget kept in Redis, one
   request at a time, where the round trips to Redis, not the CPU, are the cost.
@@ -147,7 +148,7 @@ async def recording_cost(args: argparse.Namespace, workdir: Path) -> None:
     principal = await svc.authn.authenticate(raw)
     gw = svc.gateway
     gw.dispatcher = Canned(svc.router, yields=False)
-    writers = {"request log": svc.recorder, "spans": svc.tracing.spans}  # not started: drained here
+    writers = {"request log": svc.recorder}  # not started: drained here
     runs = []
     for r in range(4):  # the first warms up
         hot = 0.0

@@ -7,13 +7,15 @@ Method
   whose sink is the `SpanSink`, exactly as the gateway and the ingestion API do; the clock
   runs from the first `record()` until `flush()` returns (everything committed). The process
   is pinned to one core. Once for SQLite (WAL, file in a temp dir), once for PostgreSQL.
-* Queries: a fresh `spans` table gets 1,000,000 spans generated inside the database (one
-  `INSERT ... SELECT` over a generated series: 200,000 traces of 5 spans, 30 days, 20 models,
-  1,000 users, 100 keys, 10 teams, 40,000 sessions, 2% errors), then each API query (limit 50)
-  runs `--repeat` times after one warm-up; the median and max are reported.
+* Queries: a fresh database gets 1,000,000 spans generated inside it (`INSERT ... SELECT` over
+  a generated series: 200,000 traces of 5 spans, 30 days, 20 models, 1,000 users, 100 keys, 10
+  teams, 40,000 sessions, 2% errors; of each trace's five, two are gateway spans, kept on
+  their request rows, and three applications' spans in `spans`), then each API query (limit
+  50, over both tables) runs `--repeat` times after one warm-up; the median and max are
+  reported.
 * Gateway: the fake upstream and two gateways run as in `bench/gateway/run.py` (its helpers
   are imported: gateways on core 0, fake + wrk on core 1), one with the default config
-  (request log + spans recorded to SQLite, metrics) and one with `observe: {enabled: false}`,
+  (request log with its gateway spans recorded to SQLite, metrics) and one with `observe: {enabled: false}`,
   both called with a virtual key. They run side by side and wrk alternates between them
   (`--rounds` rounds of whole and streamed completions at each concurrency); the on/off
   ratio is the median of the per-round ratios, which cancels the VM's drift in speed.
@@ -112,7 +114,8 @@ def ingest_rate(db: Database, n: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- a million spans
 
 def fill(db: Database, rows: int) -> float:
-    """`rows` spans generated inside the database: traces of 5 (one root, four children)."""
+    """`rows` spans generated inside the database: traces of 5 (one root, four children), two
+    of the children gateway spans (on request rows), the rest applications' spans."""
     migrate(db)
     now_us = time.time_ns() // 1000
     # Every column from one integer n (multiplying by a prime spreads values pseudo-randomly).
@@ -132,20 +135,37 @@ def fill(db: Database, rows: int) -> float:
     }
     if db.engine == "postgres":
         hex32, hex16 = "lpad(to_hex({}), 32, '0')", "lpad(to_hex({}), 16, '0')"
-        fmt = {"tags": "jsonb_build_array('tag' || (n % 10))", "empty": "'{}'::jsonb", "root": "(n % 5 = 0)"}
+        fmt = {"tags": "jsonb_build_array('tag' || (n % 10))", "empty": "'{}'::jsonb", "root": "(n % 5 = 0)",
+               "false": "FALSE"}
         source = f"FROM generate_series(0::bigint, {rows - 1}) AS g(n)"
     else:
         hex32, hex16 = "printf('%032x', {})", "printf('%016x', {})"
-        fmt = {"tags": "json_array('tag' || (n % 10))", "empty": "'{}'", "root": "(n % 5 = 0)"}
+        fmt = {"tags": "json_array('tag' || (n % 10))", "empty": "'{}'", "root": "(n % 5 = 0)", "false": "0"}
         source = f"FROM (WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < {rows - 1}) SELECT n FROM c)"
     exprs = {
         "trace_id": hex32.format("n / 5"), "span_id": hex16.format("n"),
         "parent_span_id": f"CASE WHEN n % 5 = 0 THEN NULL ELSE {hex16.format('n - n % 5')} END",
         **{k: v.format(**fmt) for k, v in cols.items()},
     }
+    # Two of each trace's four generations went through the gateway: they are request rows.
+    gateway = "n % 5 IN (1, 2)"
+    requests = {
+        "id": f"'req_' || {hex16.format('n')}", "ts": f"({exprs['start_us']}) / 1000", "endpoint": "'chat'",
+        "ingress": "'openai'", "key_id": exprs["key_id"], "user_id": exprs["user_id"], "team_id": exprs["team_id"],
+        "requested_model": exprs["request_model"], "provider": exprs["provider_name"], "stream": fmt["false"],
+        "status": "CASE WHEN n % 50 = 7 THEN 502 ELSE 200 END",
+        "error_kind": "CASE WHEN n % 50 = 7 THEN 'upstream' ELSE NULL END", "latency_ms": exprs["duration_ms"],
+        "input_tokens": exprs["input_tokens"], "output_tokens": exprs["output_tokens"], "cache_read_tokens": "0",
+        "cache_write_tokens": "0", "reasoning_tokens": "0", "cost_usd": exprs["cost_usd"], "tags": exprs["tags"],
+        "metadata": exprs["metadata"], "trace_id": exprs["trace_id"], "span_id": exprs["span_id"],
+        "parent_span_id": exprs["parent_span_id"], "session_id": exprs["session_id"], "end_user_id": exprs["user_id"],
+    }
     t0 = time.perf_counter()
-    db.execute(f"INSERT INTO spans ({', '.join(exprs)}) SELECT {', '.join(exprs.values())} {source}")
-    db.execute("ANALYZE" if db.engine == "sqlite" else "ANALYZE spans")
+    db.execute(f"INSERT INTO spans ({', '.join(exprs)}) SELECT {', '.join(exprs.values())} {source} WHERE NOT {gateway}")
+    db.execute(f"INSERT INTO requests ({', '.join(requests)}) SELECT {', '.join(requests.values())} {source} "
+               f"WHERE {gateway}")
+    for table in ("spans", "requests"):
+        db.execute(f"ANALYZE {table}")
     return time.perf_counter() - t0
 
 

@@ -66,8 +66,7 @@ def tenancy(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
         r = http.post("/api/budgets", headers=admin, json={"scope": "team", "id": "beta", "max_usd": 5})
         assert r.status_code == 201, r.text
         gw.flush()
-        gw.services.tracing.flush()
-        trace = gw.services.db.fetchone("SELECT trace_id FROM spans WHERE request_id = ?", (b_request,))
+        trace = gw.services.db.fetchone("SELECT trace_id FROM requests WHERE id = ?", (b_request,))
         assert trace is not None
         yield Tenancy(gw, keys, ids, b_request, trace["trace_id"])
 

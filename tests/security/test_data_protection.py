@@ -12,9 +12,10 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from aistrata.observe.records import RequestRecord
 from aistrata.observe.traces import Span, SpanFilters, SpanQueries, SpanSink
 from aistrata.security.crypto import PayloadCipher, PayloadProtection, regex_mask, rotate_payloads
-from aistrata.store import Database
+from aistrata.store import Database, RequestLog
 from aistrata.store.migrations import migrate
 from aistrata.testing.fake_upstream import FakeUpstream
 from aistrata.testing.gateway import GatewayServer
@@ -38,8 +39,8 @@ def test_payloads_are_encrypted_and_masked_at_rest(protected: GatewayServer) -> 
         r = http.post("/v1/chat/completions", json={"model": "gpt", "messages": [
             {"role": "user", "content": SECRET_PROMPT}]})
         assert r.status_code == 200
-        protected.services.tracing.flush()
-        raw = protected.services.db.fetchone("SELECT trace_id, input, output FROM spans WHERE request_id = ?",
+        protected.flush()
+        raw = protected.services.db.fetchone("SELECT trace_id, input, output FROM requests WHERE id = ?",
                                              (r.headers["x-aistrata-request-id"],))
         assert raw["input"].startswith("enc1:") and raw["output"].startswith("enc1:")
         assert "jane" not in raw["input"] and "4111" not in raw["input"]
@@ -55,22 +56,31 @@ def _span(i: int) -> Span:
     return span
 
 
+def _request(i: int) -> RequestRecord:
+    rec = RequestRecord(id=f"req_{i:032x}", ts=1_000 + i, trace_id=f"{i:032x}", input_bytes=10, output_bytes=10,
+                        input=f'[{{"role":"user","content":"prompt {i}"}}]', output=f'[{{"content":"answer {i}"}}]')
+    return rec
+
+
 def test_rotation_re_encrypts_and_reads_back(database: Database, tmp_path: Path) -> None:
     migrate(database)
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     SpanSink(database, codec=PayloadProtection(PayloadCipher([old_key]), None)).insert_many([_span(i) for i in range(3)])
     SpanSink(database).insert_many([_span(9)])  # written before encryption was on
-    before = {r["span_id"]: r["input"] for r in database.fetchall("SELECT span_id, input FROM spans")}
-    assert all(v.startswith("enc1:") for k, v in before.items() if k != f"{9:016x}")
+    # A gateway span's payloads are on its request row.
+    RequestLog(database, PayloadProtection(PayloadCipher([old_key]), None)).insert_many([_request(5)])
+    both = "SELECT span_id, input FROM spans UNION ALL SELECT span_id, input FROM requests"
+    before = {r["span_id"]: r["input"] for r in database.fetchall(both)}
+    assert all(v.startswith("enc1:") for k, v in before.items() if k != f"{9:016x}") and len(before) == 5
 
-    assert rotate_payloads(database, PayloadCipher([new_key, old_key]), page=2) == 4
-    after = {r["span_id"]: r["input"] for r in database.fetchall("SELECT span_id, input FROM spans")}
+    assert rotate_payloads(database, PayloadCipher([new_key, old_key]), page=2) == 5
+    after = {r["span_id"]: r["input"] for r in database.fetchall(both)}
     assert all(v.startswith("enc1:") and v != before[k] for k, v in after.items())
     # The old key can go: the new one alone reads everything, the old one alone nothing.
     rows, _ = SpanQueries(database, PayloadProtection(PayloadCipher([new_key]), None)).spans(
         SpanFilters(), limit=10)
     assert sorted(r["input"] for r in rows) == sorted(f'[{{"role":"user","content":"prompt {i}"}}]'
-                                                      for i in (0, 1, 2, 9))
+                                                      for i in (0, 1, 2, 5, 9))
     with pytest.raises(Exception):
         PayloadCipher([old_key]).fernet.decrypt(after[f"{0:016x}"][5:].encode())
 

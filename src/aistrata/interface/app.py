@@ -28,7 +28,7 @@ from ..observe.alerts import Alerts
 from ..observe.evals import Evaluations
 from ..observe.metrics import GatewayMetrics
 from ..observe.recorder import Recorder
-from ..observe.request_recording import CostOnFinish, GatewayRecorder, PricedSink
+from ..observe.request_recording import CostOnFinish, GatewayRecorder, RequestSink
 from ..observe.traces import TraceSettings, Tracing
 from ..providers.http import HttpClient
 from ..providers.registry import Registry
@@ -75,16 +75,19 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     db = Database.from_settings(settings.data_dir, settings.database_url)
     ensure_schema(db)
     keys = KeyStore(db)
-    requests = RequestLog(db)
     observe = settings.raw.get("observe") or {}
     metrics = GatewayMetrics(int(observe.get("metrics_max_label_values", 50)))
     trace_settings = TraceSettings.from_config(settings.raw)
     spool = Path(settings.data_dir) / "spool"
-    recorder = trace_settings.recorder(metrics.metered(PricedSink(requests)), spool_dir=spool)
-    metrics.track_recorder("requests", recorder)
     state = build_state(settings)
     security = Security.from_settings(settings, db, state)
-    tracing = Tracing(trace_settings, db, spool, security.protection)
+    codec = security.protection
+    tracing = Tracing(trace_settings, db, spool, codec)
+    requests = RequestLog(db, codec)
+    # Each request's row is also its gateway span: masked as spans are, then exported as one.
+    sink = RequestSink(requests, codec.mask if codec is not None else None, tracing.exporter)
+    recorder = trace_settings.recorder(metrics.metered(sink), spool_dir=spool)
+    metrics.track_recorder("requests", recorder)
     metrics.track_recorder("spans", tracing.spans)
     if tracing.exporter is not None:
         metrics.track_recorder("otlp_export", tracing.exporter)
@@ -95,8 +98,8 @@ def build_services(settings: Settings, registry: Registry) -> Services:
     # refusals are not recordings and go on.
     recording = tracing.settings.enabled
     hooks = GatewayRecorder(recorder if recording else None,
-                            [tracing.observer, metrics, security.auditor] if recording
-                            else [metrics, CostOnFinish(metrics), security.auditor])
+                            [metrics, security.auditor] if recording
+                            else [metrics, CostOnFinish(metrics), security.auditor], tracing.capture)
     dispatcher = build_dispatcher(settings, router, registry, http, state)
     gateway = Gateway(
         dispatcher, hooks,

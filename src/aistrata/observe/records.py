@@ -1,5 +1,9 @@
 """The request record: one row per client request, written by the recorder to the request log.
 
+The row is also the gateway's span for the request (see `traces.gateway_span`): the trace
+fields at the end are set when tracing is on, and the span is read back from them, so a
+request is written once, not once to the request log and again to the spans table.
+
 Token counts follow `core.Usage` (OTel): cache reads and writes are included in
 `input_tokens`, reasoning tokens in `output_tokens`. `cost_usd` is None when the price is
 unknown, never a guess; `price_version` says which price table produced it.
@@ -50,6 +54,21 @@ class RequestRecord:
     saved_usd: float | None = None  # what a cache hit would have cost
     attempts: int = 1  # deployments tried (retries and fallbacks included)
     route: dict[str, Any] | None = None  # how the deployment was chosen (strategy, decisions)
+    # The gateway span's own fields; None (no trace id) when tracing is off.
+    trace_id: str | None = None
+    parent_span_id: str | None = None  # the client's span, when a trace context came in
+    session_id: str | None = None
+    end_user_id: str | None = None  # the end user the request names, else the key's user
+    response_model: str | None = None
+    input: str | None = None  # capped payload text (see `traces.model.cap_payload`)
+    output: str | None = None
+    input_bytes: int = 0  # size before the cap
+    output_bytes: int = 0
+
+    @property
+    def span_id(self) -> str:
+        """The gateway span's id: the request id's random part, so one links to the other."""
+        return self.id[-16:]
 
     @property
     def usage(self) -> Usage:

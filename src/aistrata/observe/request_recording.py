@@ -1,14 +1,14 @@
 """From a finished gateway request to a stored, priced request record.
 
 `GatewayRecorder.record` runs on the hot path and only copies fields; pricing happens in
-the recorder's writer thread (`PricedSink`), except for prices stages (budgets, cache)
+the recorder's writer thread (`RequestSink`), except for prices stages (budgets, cache)
 already looked up and prices set in the config, which are plain arithmetic.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..gateway.context import RequestContext
@@ -16,6 +16,7 @@ from ..providers.pricing import price, price_override
 from .metrics import GatewayMetrics
 from .records import RequestRecord
 from .recorder import Recorder, Sink
+from .traces.gateway_span import span_of
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,27 @@ class RecordObserver(Protocol):
     def observe(self, rec: RequestRecord, ctx: RequestContext) -> None: ...
 
 
-class GatewayRecorder:
-    """The gateway's recorder hook: context -> record -> the batching recorder's queue, and
-    the same record to each observer."""
+class SpanFields(Protocol):
+    """Sets the gateway span's fields of a record (see `traces.gateway_span.SpanCapture`)."""
 
-    def __init__(self, recorder: Recorder | None, observers: Sequence[RecordObserver] = ()) -> None:
+    def capture(self, rec: RequestRecord, ctx: RequestContext) -> None: ...
+
+
+class GatewayRecorder:
+    """The gateway's recorder hook: context -> record (with its span's fields, when traced) ->
+    the batching recorder's queue, and the same record to each observer."""
+
+    def __init__(self, recorder: Recorder | None, observers: Sequence[RecordObserver] = (),
+                 spans: SpanFields | None = None) -> None:
         self.recorder = recorder  # None: the request log is off (`observe.enabled: false`)
         self.observers = list(observers)
+        self.spans = spans
 
     def record(self, ctx: RequestContext) -> None:
         rec = to_record(ctx)
         if self.recorder is not None:
+            if self.spans is not None:
+                self.spans.capture(rec, ctx)  # before the queue: the writer thread reads the record
             self.recorder.record(rec)
         for observer in self.observers:
             try:
@@ -96,13 +107,25 @@ class CostOnFinish:
         self.metrics.count_cost([ensure_priced(rec)])
 
 
-class PricedSink:
-    """Prices records that have usage but no cost yet, then writes them."""
+class RequestSink:
+    """The request recorder's sink: prices records that have usage but no cost yet, masks
+    their payloads (`mask`, when the security layer asks for it), writes them, then hands
+    their gateway spans to the OTLP exporter (if any), masked as they were stored."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, mask: Callable[[str], str] | None = None, exporter: Recorder | None = None) -> None:
         self.sink = sink
+        self.mask = mask
+        self.exporter = exporter
 
     def insert_many(self, records: list[Any]) -> None:
+        mask = self.mask
         for rec in records:
             ensure_priced(rec)
+            if mask is not None:
+                rec.input = None if rec.input is None else mask(rec.input)
+                rec.output = None if rec.output is None else mask(rec.output)
         self.sink.insert_many(records)
+        if self.exporter is not None:
+            for rec in records:
+                if rec.trace_id is not None:
+                    self.exporter.record(span_of(rec))

@@ -110,23 +110,33 @@ class PayloadProtection:
         return self.cipher.decrypt(text) if self.cipher else text
 
 
+# Where payloads are stored: applications' spans, and gateway spans on their request rows.
+PAYLOAD_TABLES = (("spans", ("trace_id", "span_id")), ("requests", ("id",)))
+
+
 def rotate_payloads(db: Database, cipher: PayloadCipher, page: int = 500) -> int:
-    """Re-encrypt every stored span payload under the newest key; returns rows rewritten.
-    Pages by primary key so a large table is never held in memory at once."""
-    done, after = 0, ("", "")
+    """Re-encrypt every stored payload under the newest key; returns rows rewritten."""
+    return sum(_rotate(db, cipher, table, key, page) for table, key in PAYLOAD_TABLES)
+
+
+def _rotate(db: Database, cipher: PayloadCipher, table: str, key: tuple[str, ...], page: int) -> int:
+    """Pages by primary key so a large table is never held in memory at once."""
+    columns, marks = ", ".join(key), ", ".join("?" * len(key))
+    match = " AND ".join(f"{c} = ?" for c in key)
+    done, after = 0, ("",) * len(key)
     while True:
         rows = db.fetchall(
-            "SELECT trace_id, span_id, input, output FROM spans WHERE (trace_id, span_id) > (?, ?) "
-            "AND (input IS NOT NULL OR output IS NOT NULL) ORDER BY trace_id, span_id LIMIT ?", (*after, page))
+            f"SELECT {columns}, input, output FROM {table} WHERE ({columns}) > ({marks}) "
+            f"AND (input IS NOT NULL OR output IS NOT NULL) ORDER BY {columns} LIMIT ?", (*after, page))
         with db.transaction():
             for r in rows:
-                db.execute("UPDATE spans SET input = ?, output = ? WHERE trace_id = ? AND span_id = ?",
+                db.execute(f"UPDATE {table} SET input = ?, output = ? WHERE {match}",
                            (_maybe(cipher.rotate, r["input"]), _maybe(cipher.rotate, r["output"]),
-                            r["trace_id"], r["span_id"]))
+                            *(r[c] for c in key)))
         done += len(rows)
         if len(rows) < page:
             return done
-        after = (rows[-1]["trace_id"], rows[-1]["span_id"])
+        after = tuple(rows[-1][c] for c in key)
 
 
 def _maybe(fn: Callable[[str], str], value: str | None) -> str | None:

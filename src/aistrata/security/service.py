@@ -6,7 +6,7 @@ switches, payload protection, JWT verification, and the retention of audit rows 
       access_log: false            # true: one line per request on the `aistrata.access` logger
       mask_payloads: false         # mask PII and secrets in stored prompts and completions
     audit: {retention_days: 730}   # never below 365
-    observe: {retention: {payloads: 30}}   # drop prompts/completions from spans after 30 days
+    observe: {retention: {payloads: 30}}   # drop prompts/completions from spans (gateway spans too) after 30 days
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..core import now_ms
 from ..gateway.context import RequestContext
 from ..gateway.router import Router
 from ..observe.recorder import Recorder
+from ..observe.traces.retention import rows_before
 from ..store.db import Database
 from .audit import AuditEvent, AuditLog
 from .crypto import PayloadProtection
@@ -154,13 +155,15 @@ class Security:
 
 
 def drop_payloads(db: Database, before_us: int, batch: int = 5000) -> int:
-    """Blank the prompts and completions of spans started before `before_us`, in batches; the
-    spans themselves (timings, tokens, costs) stay for their own retention."""
+    """Blank the prompts and completions of spans started before `before_us` (applications'
+    spans, and gateway spans on their request rows), in batches; the rows themselves (timings,
+    tokens, costs) stay for their own retention."""
     total = 0
-    while True:
-        n = db.execute(
-            "UPDATE spans SET input = NULL, output = NULL WHERE (trace_id, span_id) IN (SELECT trace_id, span_id "
-            "FROM spans WHERE start_us < ? AND (input IS NOT NULL OR output IS NOT NULL) LIMIT ?)", (before_us, batch))
-        total += n
-        if n < batch:
-            return total
+    for table, time_column, before in (("spans", "start_us", before_us), ("requests", "ts", before_us // 1000)):
+        match = rows_before(db, table, time_column, "(input IS NOT NULL OR output IS NOT NULL)")
+        while True:
+            n = db.execute(f"UPDATE {table} SET input = NULL, output = NULL WHERE {match}", (before, batch))
+            total += n
+            if n < batch:
+                break
+    return total

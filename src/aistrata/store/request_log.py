@@ -4,6 +4,10 @@ The store sits below `observe`, so it does not import `RequestRecord`: `insert_m
 the columns as attributes of whatever it is given (a `RequestRecord` has them all), and
 reads return plain dicts (`RequestRecord.from_dict` turns one back). Reads page by keyset on
 (ts, id) with an opaque cursor, so a page costs the same however deep it is.
+
+A row is also its request's gateway span (`trace_id` onwards; the span queries read it as
+one). A `PayloadCodec` (see `aistrata.security.crypto`) encrypts the payload columns on the
+way in and decrypts them on the way out; masking happens before, in the recorder's sink.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 from .db import Database, from_json, to_json
 from .paging import decode_cursor, encode_cursor, tag_clause
@@ -22,13 +26,16 @@ COLUMNS: tuple[str, ...] = (
     "error_kind", "error_message", "latency_ms", "ttft_ms", "overhead_ms", "input_tokens",
     "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd",
     "price_version", "tags", "metadata", "cache_hit", "saved_usd", "attempts", "route",
+    "trace_id", "span_id", "parent_span_id", "session_id", "end_user_id", "response_model", "input", "output",
+    "input_bytes", "output_bytes",
 )
 _JSON = frozenset({"tags", "metadata", "route"})
 # One C call reads a record's columns (the writer's hot loop); the JSON ones are encoded after.
 _columns_of = attrgetter(*COLUMNS)
 _JSON_AT = tuple(COLUMNS.index(c) for c in sorted(_JSON))
 _BOOL_AT = (COLUMNS.index("stream"), COLUMNS.index("cache_hit"))
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM requests"
+_PAYLOAD_AT = (COLUMNS.index("input"), COLUMNS.index("output"))
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM requests"
 # ON CONFLICT: a batch replayed after an unclear failure (written, but the ack was lost)
 # must not become two rows.
 _INSERT = (
@@ -62,17 +69,24 @@ _EQUALITY = (
 )
 
 
+class PayloadCodec(Protocol):
+    def seal(self, text: str) -> str: ...
+
+    def open(self, text: str) -> str: ...
+
+
 class RequestLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, codec: PayloadCodec | None = None) -> None:
         self.db = db
+        self.codec = codec
 
     def insert_many(self, records: Iterable[Any]) -> None:
         """Write a batch in one statement; a record whose id is already stored is skipped."""
         self.db.executemany(_INSERT, [self._params(r) for r in records])
 
     def get(self, id: str) -> dict[str, Any] | None:
-        row = self.db.fetchone(f"{_SELECT} WHERE id = ?", (id,))
-        return None if row is None else self._decode(row)
+        row = self.db.fetchone(f"{SELECT} WHERE id = ?", (id,))
+        return None if row is None else self.decode(row)
 
     def query(
         self, filters: RequestFilters | None = None, limit: int = 50, cursor: str | None = None
@@ -84,11 +98,11 @@ class RequestLog:
             where.append("(ts, id) < (?, ?)")
             params.extend(decode_cursor(cursor))
         limit = max(1, min(limit, MAX_LIMIT))
-        sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql = SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         rows = self.db.fetchall(sql, (*params, limit + 1))
         more = len(rows) > limit
-        rows = [self._decode(r) for r in rows[:limit]]
+        rows = [self.decode(r) for r in rows[:limit]]
         next_cursor = encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if more else None
         return rows, next_cursor
 
@@ -116,12 +130,20 @@ class RequestLog:
         values = list(_columns_of(rec))
         for at in _JSON_AT:
             values[at] = to_json(values[at])
+        if self.codec is not None:
+            for at in _PAYLOAD_AT:
+                if values[at] is not None:
+                    values[at] = self.codec.seal(values[at])
         return self.db.row(values, _BOOL_AT)
 
-    @staticmethod
-    def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    def decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A row as read (JSON parsed, booleans as booleans, payloads decrypted), in place."""
         for name in _JSON:
             row[name] = from_json(row[name])
         row["stream"] = bool(row["stream"])  # SQLite stores 0/1
         row["cache_hit"] = bool(row["cache_hit"])
+        if self.codec is not None:
+            for name in ("input", "output"):
+                if row.get(name) is not None:
+                    row[name] = self.codec.open(row[name])
         return row

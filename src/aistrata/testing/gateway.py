@@ -43,7 +43,7 @@ class GatewayServer(ThreadedServer):
         return self.gateway_app.services
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every finished request is in the request log and its span is stored
+        """Wait until every finished request is in the request log (with its span) and ingested spans are stored
         (and exported, when an exporter is set); False if either timed out."""
         logged = self.services.recorder.flush(timeout)
         return self.services.tracing.flush(timeout) and logged

@@ -32,7 +32,7 @@ def _provider(gw: GatewayServer, key: str = MASTER_KEY) -> TracerProvider:
 
 
 def _get(gw: GatewayServer, path: str, headers: dict[str, str] = ADMIN, **params: Any) -> Any:
-    gw.services.tracing.flush()
+    gw.flush()
     response = httpx.get(gw.url + path, headers=headers, params=params)
     assert response.status_code == 200, response.text
     return response.json()

@@ -108,3 +108,35 @@ def test_retention_deletes_old_rows_in_batches(db: Database) -> None:
     assert len(SpanQueries(db).spans(SpanFilters())[0]) == 5
     assert len(RequestLog(db).query()[0]) == 3
     assert run_retention(db, RetentionPolicy(spans_days=None), now=now) == {}
+
+
+def test_gateway_spans_past_the_spans_age_leave_their_request_rows(db: Database) -> None:
+    now = now_ms()
+    old, new = now - 40 * DAY_MS, now - DAY_MS
+    RequestLog(db).insert_many([
+        RequestRecord(id=f"req_{i:032x}", ts=old if i < 3 else new, trace_id=f"{i:032x}", session_id="s",
+                      input="prompt", output="answer", input_bytes=6, output_bytes=6) for i in range(5)
+    ])
+    deleted = run_retention(db, RetentionPolicy(requests_days=60, spans_days=30), now=now, batch=2)
+    assert deleted == {"requests": 0, "spans": 3}
+    rows, _ = SpanQueries(db).spans(SpanFilters(session_id="s"))
+    assert sorted(r["request_id"] for r in rows) == [f"req_{i:032x}" for i in (3, 4)]
+    log = {r["id"]: r for r in RequestLog(db).query()[0]}
+    assert len(log) == 5 and log[f"req_{0:032x}"]["input"] is None and log[f"req_{0:032x}"]["trace_id"] is None
+    assert log[f"req_{4:032x}"]["input"] == "prompt"
+
+
+def test_payload_retention_blanks_gateway_spans_payloads_too(db: Database) -> None:
+    from aistrata.security.service import drop_payloads
+
+    SpanSink(db).insert_many([_span(1, 1, input="app prompt"), _span(1, 9, input="new")])  # at T0 + 1 and 9 ms
+    RequestLog(db).insert_many([
+        RequestRecord(id=f"req_{i:032x}", ts=T0 // 1000 + i * 3, trace_id=f"{i:032x}", input="prompt",
+                      output="answer") for i in range(3)
+    ])
+    assert drop_payloads(db, T0 + 5000, batch=1) == 3  # one app span and two requests
+    rows, _ = SpanQueries(db).spans(SpanFilters())
+    assert {r["span_id"]: r["input"] for r in rows} == {
+        f"{1:016x}": None, f"{9:016x}": "new", f"{0:032x}"[-16:]: None, f"{1:032x}"[-16:]: None,
+        f"{2:032x}"[-16:]: "prompt",
+    }

@@ -22,4 +22,4 @@ def rotate_encryption(config_path: Path | None, data_dir: Path | None) -> None:
         raise click.ClickException(f"{ENV_VAR} is not set: nothing to encrypt with")
     db = open_database(settings)
     ensure_schema(db)
-    click.echo(f"re-encrypted {rotate_payloads(db, cipher)} span payload row(s)")
+    click.echo(f"re-encrypted {rotate_payloads(db, cipher)} payload row(s) (spans and request log)")

@@ -1,6 +1,6 @@
 """Neutral requests and responses as the JSON a trace shows: messages with role and content.
 
-Rendered when a request finishes (`PendingSpan.of`), so that a span waiting for the writer
+Rendered when a request finishes (`SpanCapture.capture`), so that a record waiting for the writer
 holds text rather than the request's and the answer's objects.
 """
 

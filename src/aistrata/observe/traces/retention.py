@@ -38,7 +38,9 @@ class RetentionPolicy:
 def run_retention(
     db: Database, policy: RetentionPolicy, now: int | None = None, batch: int = 5000, pause_s: float = 0.01,
 ) -> dict[str, int]:
-    """Delete what the policy says is too old; returns rows deleted per data class."""
+    """Delete what the policy says is too old; returns rows deleted per data class. A gateway
+    span lives on its request's row (see `gateway_span`): past the spans' age, that row loses
+    its span fields (trace ids, payloads) and stays for the requests' own retention."""
     now = now_ms() if now is None else now
     deleted: dict[str, int] = {}
     for data_class, days in (("requests", policy.requests_days), ("spans", policy.spans_days)):
@@ -46,15 +48,28 @@ def run_retention(
             continue
         table, column, per_ms = TABLES[data_class]
         cutoff = int((now - days * DAY_MS) * per_ms)
-        deleted[data_class] = _delete_before(db, table, column, cutoff, batch, pause_s)
+        deleted[data_class] = _in_batches(db, f"DELETE FROM {table} WHERE {rows_before(db, table, column)}", cutoff,
+                                          batch, pause_s)
+        if data_class == "spans":
+            deleted["spans"] += _in_batches(
+                db, f"UPDATE requests SET {_UNTRACED} WHERE {rows_before(db, 'requests', 'ts', 'trace_id IS NOT NULL')}",
+                int(now - days * DAY_MS), batch, pause_s)
     return deleted
 
 
-def _delete_before(db: Database, table: str, column: str, cutoff: int, batch: int, pause_s: float) -> int:
-    if db.engine == "postgres":
-        sql = f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} < ? LIMIT ?))"
-    else:
-        sql = f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {column} < ? LIMIT ?)"
+_UNTRACED = ", ".join(f"{column} = NULL" for column in (
+    "trace_id", "span_id", "parent_span_id", "session_id", "end_user_id", "response_model", "input", "output"))
+
+
+def rows_before(db: Database, table: str, column: str, extra: str | None = None) -> str:
+    """A condition picking up to a batch (the second parameter) of `table`'s rows with `column`
+    before the cutoff (the first), by physical id, for a DELETE or an UPDATE."""
+    physical = "ctid" if db.engine == "postgres" else "rowid"
+    pick = f"SELECT {physical} FROM {table} WHERE {column} < ?" + (f" AND {extra}" if extra else "") + " LIMIT ?"
+    return f"{physical} = ANY(ARRAY({pick}))" if db.engine == "postgres" else f"{physical} IN ({pick})"
+
+
+def _in_batches(db: Database, sql: str, cutoff: int, batch: int, pause_s: float) -> int:
     total = 0
     while True:
         n = db.execute(sql, (cutoff, batch))

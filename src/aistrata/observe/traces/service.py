@@ -8,7 +8,8 @@ recorder, the optional OTLP exporter and the retention task.
       otlp_endpoint: http://127.0.0.1:4318     # export every stored span (OTLP/HTTP protobuf)
       headers: {authorization: Bearer ...}
       retention_days: 30             # both data classes, unless set per class below
-      retention: {requests: 90, spans: 14}
+      retention: {requests: 90, spans: 14}   # a gateway span lives on its request's row: past
+                                             # the spans' age it loses its span fields
       retention_interval_s: 3600
       batch_size: 500                # records per database write, for the request log and spans
       flush_interval_s: 0.25         # the longest a record waits for a batch to fill
@@ -24,7 +25,7 @@ from ...gateway.config import ConfigError
 from ...store.db import Database
 from ..recorder import Recorder, Sink
 from .export import OtlpHttpSink
-from .gateway_span import CaptureOptions, GatewaySpans
+from .gateway_span import CaptureOptions, SpanCapture
 from .model import DEFAULT_MAX_PAYLOAD_BYTES, Span
 from .queries import SpanQueries
 from .retention import RetentionPolicy, RetentionTask
@@ -84,7 +85,7 @@ class Tracing:
         self.spans = settings.recorder(SpanSink(db, self.exporter, codec), spool_dir=spool_dir / "spans",
                                        decode=Span.from_dict, name="span log")
         self.queries = SpanQueries(db, codec)
-        self.observer = GatewaySpans(self.spans, CaptureOptions(settings.capture_payloads, settings.max_payload_bytes))
+        self.capture = SpanCapture(CaptureOptions(settings.capture_payloads, settings.max_payload_bytes))
         self.retention = RetentionTask(db, settings.retention)
 
     def accept(self, spans: list[Span]) -> bool:

@@ -44,7 +44,9 @@ def test_postgres_outage_mid_load_loses_no_record(postgres_url: str, fake: FakeU
             gw.flush()
             set_connections(admin, name, allowed=False)
             burst(30)
-            time.sleep(0.5)  # let the writer fail and spool
+            deadline = time.monotonic() + 15  # let the writer fail and spool (slower on a loaded machine)
+            while gw.services.recorder.spooled == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert gw.services.recorder.spooled > 0
             set_connections(admin, name, allowed=True)
             deadline = time.monotonic() + 30

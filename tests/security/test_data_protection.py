@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from cryptography.fernet import Fernet
 
@@ -95,6 +96,21 @@ def test_rotate_encryption_cli(tmp_path: Path) -> None:
     assert done.returncode == 0 and "re-encrypted 1" in done.stdout, done.stderr
     assert db.fetchone("SELECT input FROM spans")["input"].startswith("enc1:")
     db.close()
+
+
+def test_export_cli_reads_gateway_payloads_in_clear(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'aistrata.db'}")
+    migrate(db)
+    key = Fernet.generate_key().decode()
+    RequestLog(db, PayloadProtection(PayloadCipher([key]), None)).insert_many([_request(3)])
+    assert db.fetchone("SELECT input FROM requests")["input"].startswith("enc1:")  # type: ignore[index]
+    db.close()
+    cmd = [sys.executable, "-m", "aistrata.interface.cli", "export", "requests", "--data-dir", str(tmp_path)]
+    for env, clear in (({"AISTRATA_ENCRYPTION_KEY": key}, True), ({}, False)):
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**env, "PATH": ""})
+        assert done.returncode == 0, done.stderr
+        [row] = [orjson.loads(line) for line in done.stdout.splitlines()]
+        assert (row["input"] == _request(3).input) is clear and row["trace_id"] == _request(3).trace_id
 
 
 def test_regex_mask_fallback() -> None:

@@ -123,7 +123,7 @@ def test_often_null_columns_have_partial_indexes_the_filters_use(database: Datab
     calls: list[tuple[Callable[[], object], dict[str, str]]] = [
         (lambda c=column: RequestLog(database).query(RequestFilters(**{c: "x"})),  # type: ignore[misc]
          {"requests": f"requests_{column.removesuffix('_id')}_idx"}) for column in ("key_id", "user_id", "team_id")
-    ] + [
+    ] + [(lambda: RequestLog(database).query(RequestFilters(status=429)), {"requests": "requests_status_idx"})] + [
         (lambda c=column: SpanQueries(database).spans(SpanFilters(**{c: "x"})),  # type: ignore[misc]
          {"spans": f"spans_{column.removesuffix('_id')}_idx", "requests": f"requests_{in_requests[column]}_idx"})
         for column in ("session_id", "user_id", "key_id", "team_id")

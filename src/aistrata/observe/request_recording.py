@@ -120,7 +120,8 @@ class RequestSink:
     def insert_many(self, records: list[Any]) -> None:
         mask = self.mask
         for rec in records:
-            ensure_priced(rec)
+            if rec.cost_usd is None:  # most were priced on the request path (see `to_record`)
+                ensure_priced(rec)
             if mask is not None:
                 rec.input = None if rec.input is None else mask(rec.input)
                 rec.output = None if rec.output is None else mask(rec.output)

@@ -31,10 +31,18 @@ SQLITE_BUSY_TIMEOUT_S = 10.0
 # sqlite3 binds int, float and str as they are, but sends None and bool through its adapter
 # registry first (about 0.3 µs each): a request-log or span row, with a dozen NULLs, paid more
 # for them than for the insert. SQLite stores a NaN as NULL, so hot writers bind NULL as NaN.
-_SQLITE_NULL = float("nan")
+SQLITE_NULL = float("nan")
+
+
+# Most rows' tags and metadata are empty: their text without a call to the encoder.
+_EMPTY_JSON = {list: "[]", dict: "{}"}
 
 
 def to_json(value: Any) -> str:
+    if not value:
+        empty = _EMPTY_JSON.get(type(value))
+        if empty is not None:
+            return empty
     return orjson.dumps(value, default=str).decode()
 
 
@@ -128,7 +136,7 @@ class Database:
         them anyway); on PostgreSQL, unchanged."""
         if self.engine != "sqlite":
             return list(values)
-        out = [_SQLITE_NULL if v is None else v for v in values]
+        out = [SQLITE_NULL if v is None else v for v in values]
         for at in bools:
             if out[at] is True or out[at] is False:
                 out[at] = int(out[at])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 
 from ...observe.traces import parse_time_ms
 from ...observe.traces.export import requests_jsonl
+from ...security.crypto import PayloadCipher, PayloadProtection
 from ...store.request_log import RequestFilters, RequestLog
 from .common import config_options, load, open_database
 
@@ -37,7 +39,10 @@ def requests(config_path: Path | None, data_dir: Path | None, since: int | None,
     db = open_database(settings)
     try:
         out = sys.stdout.buffer
-        for chunk in requests_jsonl(RequestLog(db), RequestFilters(since=since, until=until, key_id=key_id)):
+        # Payloads (gateway spans' prompts and completions) read back in clear, as the API shows them.
+        cipher = PayloadCipher.from_env(os.environ)
+        log = RequestLog(db, PayloadProtection(cipher, None) if cipher else None)
+        for chunk in requests_jsonl(log, RequestFilters(since=since, until=until, key_id=key_id)):
             out.write(chunk)
         out.flush()
     finally:

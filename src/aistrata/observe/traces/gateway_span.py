@@ -14,7 +14,7 @@ from typing import Any
 
 from ...gateway.context import RequestContext
 from ..records import RequestRecord
-from .model import FIELDS, Span, cap_payload, duration_ms, new_trace_id, normalise_span_id, normalise_trace_id
+from .model import FIELDS, Span, cap_payload, duration_ms, normalise_span_id, normalise_trace_id, trace_id_for
 from .payloads import request_payload, response_model, response_payload
 
 _OPERATIONS = {"chat": "chat", "messages": "chat", "embeddings": "embeddings"}
@@ -36,7 +36,7 @@ class SpanCapture:
         """Payloads are rendered to text now, not in the writer: a queued record then holds two
         strings instead of the request's and the answer's object graphs, which the garbage
         collector would otherwise scan again and again while they wait (about 25 objects)."""
-        rec.trace_id = normalise_trace_id(ctx.trace_id) if ctx.trace_id else new_trace_id()
+        rec.trace_id = normalise_trace_id(ctx.trace_id) if ctx.trace_id else trace_id_for(rec.id)
         rec.parent_span_id = normalise_span_id(ctx.parent_span_id) if ctx.parent_span_id else None
         rec.session_id = ctx.session_id
         rec.end_user_id = getattr(ctx.request, "user", None) or rec.user_id

@@ -52,6 +52,13 @@ def new_trace_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{_random.getrandbits(80):020x}"
 
 
+def trace_id_for(request_id: str) -> str:
+    """A new trace for a gateway request that came without one: the request id's 28 hex (12 of
+    epoch ms, 16 random: see `core.ids`) and 4 random hex, so it sorts by time as
+    `new_trace_id`'s do and reads as its request's at a glance, for less than half the cost."""
+    return f"{request_id[-28:]}{_random.getrandbits(16):04x}"
+
+
 def new_span_id() -> str:
     return f"{_random.getrandbits(64):016x}"
 

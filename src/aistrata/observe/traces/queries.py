@@ -104,7 +104,7 @@ class SpanQueries:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Spans matching `f`, newest first, and the cursor of the next page (or None)."""
         return self._page(self._span_where(f, visibility, "s."), self._request_where(f, visibility, "r."),
-                          limit, cursor)
+                          limit, cursor, windowed=_scans(f))
 
     def traces(
         self, f: SpanFilters, visibility: Visibility = ALL, limit: int = 50, cursor: str | None = None,
@@ -117,14 +117,16 @@ class SpanQueries:
         spans, requests = self._span_where(own, visibility, "s."), self._request_where(own, visibility, "r.")
         spans[0].append(_root(self.db, "s"))
         requests[0].append(_root(self.db, "r"))
-        if any(getattr(any_span, k) is not None for k in _ANY_SPAN):
+        matching = any(getattr(any_span, k) is not None for k in _ANY_SPAN)
+        if matching:
             (a, a_params), (q, q_params) = self._span_where(any_span, ALL, "a."), self._request_where(any_span, ALL, "q.")
-            matching = (f"IN (SELECT a.trace_id FROM spans a WHERE {' AND '.join(a)} "
-                        f"UNION ALL SELECT q.trace_id FROM requests q WHERE {' AND '.join(q)})")
+            traces = (f"IN (SELECT a.trace_id FROM spans a WHERE {' AND '.join(a)} "
+                      f"UNION ALL SELECT q.trace_id FROM requests q WHERE {' AND '.join(q)})")
             for (where, params), x in ((spans, "s"), (requests, "r")):
-                where.append(f"{x}.trace_id {matching}")
+                where.append(f"{x}.trace_id {traces}")
                 params.extend((*a_params, *q_params))
-        roots, next_cursor = self._page(spans, requests, limit, cursor)
+        # Roots among the matching traces are found by trace id, not by a scan down the time index.
+        roots, next_cursor = self._page(spans, requests, limit, cursor, windowed=not matching and _scans(own))
         self._add_aggregates(roots, visibility)
         return roots, next_cursor
 
@@ -231,6 +233,7 @@ class SpanQueries:
 
     def _page(
         self, spans: tuple[list[str], list[Any]], requests: tuple[list[str], list[Any]], limit: int, cursor: str | None,
+        windowed: bool = True,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page from each table, newest first, merged: keyset on (start_us, span_id), so a
         page costs the same however deep it is.
@@ -238,7 +241,8 @@ class SpanQueries:
         A filter may match many rows in one table and none in the other, where a scan down
         the time index would then read the whole table for nothing. So the two tables are
         read over a window below the page's top first, widened until it holds more than a page
-        (every row outside is older than all inside) or spans all time."""
+        (every row outside is older than all inside) or spans all time. Not `windowed`: all time
+        at once, for filters that find their few rows by index (a trace, a session)."""
         (where, params), (r_where, r_params) = spans, requests
         top = now_us()
         if cursor is not None:
@@ -247,7 +251,7 @@ class SpanQueries:
             r_where = [*r_where, "r.ts <= ? AND (r.ts * 1000 < ? OR r.span_id < ?)"]
             r_params = [*r_params, top // 1000, top, span_id]
         limit = max(1, min(limit, MAX_LIMIT))
-        for window in _WINDOWS_US:
+        for window in _WINDOWS_US if windowed else (None,):
             since = None if window is None else top - window
             rows = self._newest(where, params, r_where, r_params, since, limit + 1)
             if len(rows) > limit:
@@ -285,6 +289,11 @@ class SpanQueries:
                 "input_tokens": t.get("input_tokens", 0), "output_tokens": t.get("output_tokens", 0),
                 "latency_ms": (t["last_end_us"] - t["first_start_us"]) / 1000 if t.get("first_start_us") is not None else None,
             }
+
+
+def _scans(f: SpanFilters) -> bool:
+    """Whether reading `f` may scan down the time index (no trace or session to look up)."""
+    return f.trace_id is None and f.session_id is None
 
 
 def _where(conditions: list[str]) -> str:

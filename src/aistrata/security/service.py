@@ -159,7 +159,7 @@ def drop_payloads(db: Database, before_us: int, batch: int = 5000) -> int:
     spans, and gateway spans on their request rows), in batches; the rows themselves (timings,
     tokens, costs) stay for their own retention."""
     total = 0
-    for table, time_column, before in (("spans", "start_us", before_us), ("requests", "ts", before_us // 1000)):
+    for table, time_column, before in (("spans", "start_us", before_us), ("requests", "ts", -(-before_us // 1000))):
         match = rows_before(db, table, time_column, "(input IS NOT NULL OR output IS NOT NULL)")
         while True:
             n = db.execute(f"UPDATE {table} SET input = NULL, output = NULL WHERE {match}", (before, batch))

@@ -13,6 +13,7 @@ traces still show up.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -170,19 +171,12 @@ class SpanQueries:
     def _span_where(self, f: SpanFilters, visibility: Visibility, alias: str) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
-        for test, value in (
+        _add(where, params, alias, (
             ("start_us >= ?", f.since_us), ("start_us < ?", f.until_us),
             ("duration_ms >= ?", f.min_latency_ms), ("duration_ms <= ?", f.max_latency_ms),
             ("cost_usd >= ?", f.min_cost_usd), ("cost_usd <= ?", f.max_cost_usd),
-        ):
-            if value is not None:
-                where.append(alias + test)
-                params.append(value)
-        for field, column in _EQUAL.items():
-            value = getattr(f, field)
-            if value is not None:
-                where.append(f"{alias}{column} = ?")
-                params.append(value)
+            *((f"{column} = ?", getattr(f, field)) for field, column in _EQUAL.items()),
+        ))
         if f.tag is not None:
             where.append(tag_clause(self.db, f"{alias or 'spans.'}tags"))
             params.append(f.tag)
@@ -195,21 +189,15 @@ class SpanQueries:
     def _request_where(self, f: SpanFilters, visibility: Visibility, alias: str) -> tuple[list[str], list[Any]]:
         """`_span_where` for the request log's rows read as spans: times in ms (`ts`), so its
         indexes serve them; a bound in µs becomes the first ms it admits."""
-        where, params = [f"{alias}trace_id IS NOT NULL"], []
-        for test, value in (
+        where: list[str] = [f"{alias}trace_id IS NOT NULL"]
+        params: list[Any] = []
+        _add(where, params, alias, (
             ("ts >= ?", None if f.since_us is None else -(-f.since_us // 1000)),
             ("ts < ?", None if f.until_us is None else -(-f.until_us // 1000)),
             ("latency_ms >= ?", f.min_latency_ms), ("latency_ms <= ?", f.max_latency_ms),
             ("cost_usd >= ?", f.min_cost_usd), ("cost_usd <= ?", f.max_cost_usd),
-        ):
-            if value is not None:
-                where.append(alias + test)
-                params.append(value)
-        for field, column in _REQUEST_EQUAL.items():
-            value = getattr(f, field)
-            if value is not None:
-                where.append(f"{alias}{column} = ?")
-                params.append(value)
+            *((f"{column} = ?", getattr(f, field)) for field, column in _REQUEST_EQUAL.items()),
+        ))
         if f.status is not None:
             where.append(_REQUEST_STATUS.get(f.status, _NOTHING).format(a=alias))
         if f.type is not None:
@@ -289,6 +277,14 @@ class SpanQueries:
                 "input_tokens": t.get("input_tokens", 0), "output_tokens": t.get("output_tokens", 0),
                 "latency_ms": (t["last_end_us"] - t["first_start_us"]) / 1000 if t.get("first_start_us") is not None else None,
             }
+
+
+def _add(where: list[str], params: list[Any], alias: str, tests: Iterable[tuple[str, Any]]) -> None:
+    """Each `(test, value)` whose value is set, as a condition on `alias`'s columns."""
+    for test, value in tests:
+        if value is not None:
+            where.append(alias + test)
+            params.append(value)
 
 
 def _scans(f: SpanFilters) -> bool:

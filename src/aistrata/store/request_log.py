@@ -104,7 +104,7 @@ class RequestLog:
 
     def insert_many(self, records: Iterable[Any]) -> None:
         """Write a batch in one statement; a record whose id is already stored is skipped."""
-        self.db.executemany(_INSERT, [self._params(r) for r in records])
+        self.db.executemany(_INSERT, map(self._row if self.codec is None else self._params, records))
 
     def get(self, id: str) -> dict[str, Any] | None:
         row = self.db.fetchone(f"{SELECT} WHERE id = ?", (id,))

@@ -24,7 +24,7 @@ def response_payload(resp: Any) -> Any:
     if isinstance(resp, StreamAccumulator):
         resp = resp.response()
     if isinstance(resp, ChatResponse):
-        return [{**message_json(c.message), "finish_reason": c.finish_reason} for c in resp.choices]
+        return [_with_finish(message_json(c.message), c.finish_reason) for c in resp.choices]
     if isinstance(resp, EmbeddingResponse):
         # The vectors are the answer, but they are large and meaningless to read.
         return {"vectors": len(resp.vectors), "dimensions": len(resp.vectors[0]) if resp.vectors else 0}
@@ -33,6 +33,11 @@ def response_payload(resp: Any) -> Any:
 
 def response_model(resp: Any) -> str | None:
     return getattr(resp, "model", None) or None
+
+
+def _with_finish(message: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+    message["finish_reason"] = finish_reason  # `message_json` made it: no copy needed
+    return message
 
 
 def message_json(m: Message) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The request record: one row per client request, written by the recorder to the request log.
 
 The row is also the gateway's span for the request (see `traces.gateway_span`): the trace
-fields at the end are set when tracing is on, and the span is read back from them, so a
-request is written once, not once to the request log and again to the spans table.
+fields at the end are set before the record is queued, and the span is read back from them,
+so a request is written once, not once to the request log and again to the spans table.
 
 Token counts follow `core.Usage` (OTel): cache reads and writes are included in
 `input_tokens`, reasoning tokens in `output_tokens`. `cost_usd` is None when the price is
@@ -54,7 +54,8 @@ class RequestRecord:
     saved_usd: float | None = None  # what a cache hit would have cost
     attempts: int = 1  # deployments tried (retries and fallbacks included)
     route: dict[str, Any] | None = None  # how the deployment was chosen (strategy, decisions)
-    # The gateway span's own fields; None (no trace id) when tracing is off.
+    # The gateway span's own fields (`traces.gateway_span.SpanCapture` sets them); no trace id on
+    # rows older than the spans' retention or than migration 0011 with no span to move.
     trace_id: str | None = None
     parent_span_id: str | None = None  # the client's span, when a trace context came in
     session_id: str | None = None

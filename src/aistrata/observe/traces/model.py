@@ -176,7 +176,7 @@ class Span:
         return cls(**{k: v for k, v in data.items() if k in _FIELD_SET})
 
     def values(self) -> tuple[Any, ...]:
-        """The fields in `FIELDS` order (as a pending gateway span gives them: see `store.SpanSink`)."""
+        """The fields in `FIELDS` order, in one C call (`store.SpanSink` makes its row from them)."""
         return _values(self)
 
 

@@ -40,12 +40,6 @@ class PayloadCodec(Protocol):
     def open(self, text: str) -> str: ...
 
 
-class SpanValues(Protocol):
-    """A span, or a pending gateway span (which makes its values in the writer thread)."""
-
-    def values(self) -> tuple[Any, ...]: ...
-
-
 @dataclass(slots=True, frozen=True)
 class Visibility:
     """What a caller may read: everything (admin), or one team's, one key's or one user's spans."""
@@ -75,22 +69,22 @@ class SpanSink:
         self.exporter = exporter
         self.codec = codec
 
-    def insert_many(self, items: Iterable[SpanValues]) -> None:
+    def insert_many(self, spans: Iterable[Span]) -> None:
         codec, exporter = self.codec, self.exporter
         rows: list[list[Any]] = []
         exported: list[Span] = []
-        for item in items:
-            values = list(item.values())
+        for span in spans:
+            values = list(span.values())
             if codec is not None:  # masked for the exporter too; encrypted for the table only
                 values[_INPUT_AT] = _apply(codec.mask, values[_INPUT_AT])
                 values[_OUTPUT_AT] = _apply(codec.mask, values[_OUTPUT_AT])
             if exporter is not None:
-                exported.append(Span(*values))  # a `Span` only for the exporter's sake
+                exported.append(Span(*values))  # the masked copy (the ingested span is not changed)
             rows.append(self.db.row(_row(values, codec), _BOOL_AT))
         self.db.executemany(_INSERT, rows)
         if exporter is not None:
-            for span in exported:
-                exporter.record(span)
+            for masked in exported:
+                exporter.record(masked)
 
 
 def _row(values: list[Any], codec: PayloadCodec | None) -> tuple[Any, ...]:

@@ -139,7 +139,7 @@ async def stage_cost(args: argparse.Namespace, workdir: Path) -> None:
         profile.enable()
         await requests(staged, principal, args.requests, args.concurrency, 9 * args.requests)
         profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(int(os.environ.get("PROFILE_LINES", "30")))
 
 
 async def recording_cost(args: argparse.Namespace, workdir: Path) -> None:

@@ -79,3 +79,31 @@ def test_linear_fast_path_agrees_with_genai_prices(provider: str, model: str) ->
         exact = pricing._exact_cost(found, inp, out, read, write)
         assert fast is not None and exact is not None
         assert fast.cost_usd == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(("provider", "model", "info"), [
+    ("openai", "gpt-4o", {}),                                                     # the table, linear
+    ("anthropic", "claude-sonnet-4-5", {}),                                       # the table, tiered
+    ("ollama", "llama3.2", {}),                                                   # free
+    ("my-vllm", "anything", {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6}),  # configured
+    ("openai", "no-such-model", {}),                                              # unknown
+])
+def test_a_deployments_price_is_the_tables_or_its_own(provider: str, model: str, info: dict[str, float]) -> None:
+    """`deployment_price` takes per-token rates worked out once per deployment; every usage,
+    odd counts included, must cost what `price` says."""
+    import random
+
+    from aistrata.providers.base import Deployment
+    from aistrata.providers.pricing import deployment_price, deployment_rates, price_override
+
+    dep = Deployment("d1", "g", provider, "openai", model, "http://127.0.0.1:9", info=info)
+    assert (deployment_rates(dep) is None) == (model in ("claude-sonnet-4-5", "no-such-model"))
+    rng = random.Random(3)
+    usages = [Usage(10, 5, 20, 0), Usage(0, 0)] + [
+        Usage(inp, rng.randint(0, 5000), (read := rng.randint(0, inp // 2)), rng.randint(0, (inp - read) // 2))
+        for inp in (rng.randint(0, 300_000) for _ in range(50))]
+    for usage in usages:
+        assert deployment_price(dep, usage) == price(provider, model, usage, price_override(dep))
+    # A deployment whose configured prices change is priced anew.
+    dep.info = {"input_cost_per_token": 1.0, "output_cost_per_token": 1.0}
+    assert deployment_price(dep, Usage(2, 3)) == (5.0, OVERRIDE_VERSION)

@@ -14,7 +14,7 @@ Configuration can override a deployment's prices with LiteLLM's `model_info` nam
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import genai_prices
 from genai_prices import Usage as PricesUsage
@@ -30,8 +30,7 @@ FREE_PROVIDERS = frozenset({"ollama", "local"})
 OVERRIDE_VERSION = "override"
 
 
-@dataclass(frozen=True, slots=True)
-class Price:
+class Price(NamedTuple):  # a tuple: built for every priced request, several times
     cost_usd: float
     version: str
 
@@ -52,9 +51,46 @@ def price_override(dep: Deployment) -> Mapping[str, float] | None:
 _overrides: dict[str, tuple[dict, Mapping[str, float] | None]] = {}
 
 
+class Rates(NamedTuple):
+    """USD per token of a deployment whose price is linear: its configured prices, a free local
+    runtime, or a table entry without tiers or conditions."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+    version: str
+
+
+def deployment_rates(dep: Deployment) -> Rates | None:
+    """This deployment's `Rates`; None when its price is tiered or unknown. Worked out once per
+    deployment (and price data): stages price each request two or three times."""
+    snapshot = get_snapshot()
+    found = _rates.get(dep.id)
+    if found is None or found[0] is not dep.info or found[1] is not snapshot:
+        found = _rates[dep.id] = (dep.info, snapshot, _rates_of(dep))
+    return found[2]
+
+
+def _rates_of(dep: Deployment) -> Rates | None:
+    override = price_override(dep)
+    if override:
+        return _override_rates(override)
+    if dep.provider in FREE_PROVIDERS:
+        return Rates(0.0, 0.0, 0.0, 0.0, prices_version())
+    found = _models.rates(dep.provider, dep.model)
+    return None if found is None else Rates(*found, prices_version())
+
+
+_rates: dict[str, tuple[dict, DataSnapshot, Rates | None]] = {}
+
+
 def deployment_price(dep: Deployment, usage: Usage) -> Price | None:
     """The cost of `usage` on this deployment: its configured prices, else the table's."""
-    return price(dep.provider, dep.model, usage, price_override(dep))
+    rates = deployment_rates(dep)
+    if rates is None or usage.cache_read_tokens + usage.cache_write_tokens > usage.input_tokens:
+        return price(dep.provider, dep.model, usage, price_override(dep))  # the table's walk, or odd counts
+    return Price(_linear_cost(usage, rates), rates.version)
 
 
 def price(
@@ -91,11 +127,12 @@ def _exact_cost(found: tuple[Provider, ModelInfo], input_tokens: int, output_tok
         return None
 
 
-def _linear_cost(usage: Usage, rates: tuple[float, float, float, float]) -> float:
-    input_rate, output_rate, read_rate, write_rate = rates
+def _linear_cost(usage: Usage, rates: tuple[float, ...]) -> float:
+    """`rates`: (input, output, cache read, cache write) per token, as `Rates` begins. Counts
+    with more cached than input tokens bill none as plain input."""
     uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
-    return (uncached * input_rate + usage.output_tokens * output_rate
-            + usage.cache_read_tokens * read_rate + usage.cache_write_tokens * write_rate)
+    return ((uncached if uncached > 0 else 0) * rates[0] + usage.output_tokens * rates[1]
+            + usage.cache_read_tokens * rates[2] + usage.cache_write_tokens * rates[3])
 
 
 def prices_version() -> str:
@@ -166,14 +203,10 @@ _models = _ModelIndex()
 
 def _override_price(usage: Usage, override: Mapping[str, float]) -> Price:
     """LiteLLM-style per-token prices; cached tokens fall back to the input price."""
-    input_rate = override.get("input_cost_per_token", 0.0)
-    read_rate = override.get("cache_read_input_token_cost", input_rate)
-    write_rate = override.get("cache_creation_input_token_cost", input_rate)
-    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
-    cost = (
-        max(uncached, 0) * input_rate
-        + usage.cache_read_tokens * read_rate
-        + usage.cache_write_tokens * write_rate
-        + usage.output_tokens * override.get("output_cost_per_token", 0.0)
-    )
-    return Price(cost, OVERRIDE_VERSION)
+    return Price(_linear_cost(usage, _override_rates(override)), OVERRIDE_VERSION)
+
+
+def _override_rates(override: Mapping[str, float]) -> Rates:
+    rate = override.get("input_cost_per_token", 0.0)
+    return Rates(rate, override.get("output_cost_per_token", 0.0), override.get("cache_read_input_token_cost", rate),
+                 override.get("cache_creation_input_token_cost", rate), OVERRIDE_VERSION)

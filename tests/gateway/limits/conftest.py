@@ -71,7 +71,7 @@ def clock() -> Clock:
 @pytest_asyncio.fixture(params=["memory", "redis"], loop_scope="function")
 async def state(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[SharedState]:
     if request.param == "memory":
-        backend: SharedState = MemoryState(prefix="t:", clock=clock)
+        backend: SharedState = MemoryState(clock=clock)
     else:
         backend = RedisState(request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("redis_prefix"),
                              clock=clock)

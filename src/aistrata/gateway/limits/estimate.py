@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from ...core import ChatRequest, EmbeddingRequest, Usage
-from ...providers.pricing import price, price_override
+from ...providers.pricing import deployment_rates, price, price_override
 from ...providers.base import Deployment
 from ...providers.tokens import count_tokens
 from ..context import RequestContext
@@ -23,9 +23,10 @@ def input_tokens(req: Request, model: str, memo: dict[Any, Any] | None = None) -
     for the other stages that need it."""
     if memo is not None:
         key = ("input_tokens", model)
-        if key not in memo:
-            memo[key] = input_tokens(req, model)
-        return memo[key]
+        n = memo.get(key)
+        if n is None:
+            n = memo[key] = input_tokens(req, model)
+        return n
     if isinstance(req, EmbeddingRequest):
         counts = [count_tokens(model, text) for text in req.inputs]
         n, exact = sum(c.count for c in counts), all(c.exact for c in counts)
@@ -50,12 +51,18 @@ def worst_case_usd(req: Request, candidates: list[Deployment], default_max_token
     candidate's price is unknown (so the worst case is too)."""
     worst = 0.0
     for dep in candidates:
-        usage = Usage(input_tokens=input_tokens(req, dep.model, memo if memo is not None else {}),
-                      output_tokens=max_output_tokens(req, dep, default_max_tokens))
-        found = price(dep.provider, dep.model, usage, price_override(dep))
-        if found is None:
-            return None
-        worst = max(worst, found.cost_usd)
+        n_in = input_tokens(req, dep.model, memo if memo is not None else {})
+        n_out = max_output_tokens(req, dep, default_max_tokens)
+        rates = deployment_rates(dep)
+        if rates is not None:
+            cost = n_in * rates.input + n_out * rates.output
+        else:
+            found = price(dep.provider, dep.model, Usage(input_tokens=n_in, output_tokens=n_out), price_override(dep))
+            if found is None:
+                return None
+            cost = found.cost_usd
+        if cost > worst:
+            worst = cost
     return worst
 
 

@@ -9,24 +9,23 @@ class RateReport:
     """Collects (limit, remaining, reset) per dimension; the headers show, for requests and for
     tokens each, the limit with the least room left."""
 
-    __slots__ = ("_requests", "_tokens")
+    __slots__ = ("tightest",)
 
     def __init__(self) -> None:
-        # (remaining, limit, reset_s) of the tightest limit seen; a tuple is the cheapest record
-        self._requests: tuple[int, int, float] | None = None
-        self._tokens: tuple[int, int, float] | None = None
+        # (remaining, limit, reset_s) of the tightest limit seen, for requests and for tokens
+        self.tightest: list[tuple[int, int, float] | None] = [None, None]
 
     def note(self, dimension: str, limit: int, remaining: int, reset_s: float) -> None:
-        seen = (max(0, remaining), limit, max(0.0, reset_s))
-        if dimension == "requests":
-            if self._requests is None or seen[0] < self._requests[0]:
-                self._requests = seen
-        elif self._tokens is None or seen[0] < self._tokens[0]:
-            self._tokens = seen
+        group = dimension != "requests"  # every other dimension counts tokens
+        seen = self.tightest[group]
+        if remaining < 0:
+            remaining = 0
+        if seen is None or remaining < seen[0]:
+            self.tightest[group] = (remaining, limit, reset_s if reset_s > 0 else 0.0)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
-        for (limit, remaining, reset), seen in zip(NAMES, (self._requests, self._tokens)):
+        for (limit, remaining, reset), seen in zip(NAMES, self.tightest):
             if seen is not None:
                 out += ((limit, b"%d" % seen[1]), (remaining, b"%d" % seen[0]), (reset, duration(seen[2])))
         return out

@@ -16,7 +16,6 @@ from typing import Any, Callable
 import orjson
 
 from .base import (
-    DEFAULT_PREFIX,
     SUBWINDOWS,
     Admitted,
     BucketResult,
@@ -32,8 +31,11 @@ SWEEP_HOLDS = 1_000   # holds on one budget before expired ones are looked for
 
 
 class MemoryState:
-    def __init__(self, prefix: str = DEFAULT_PREFIX, clock: Callable[[], float] = time.time) -> None:
-        self.prefix = prefix
+    """Keys are kept as given: the namespace prefix that Redis keys carry (`base.DEFAULT_PREFIX`)
+    would be one more string to build and hash on every access, and one process's state has
+    no neighbours to keep apart from."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._lock = threading.Lock()
         self._data: dict[str, Any] = {}
@@ -48,55 +50,46 @@ class MemoryState:
     def _load(self, key: str, now: int, default: Callable[[], Any]) -> Any:
         """The live value of `key`, or a fresh default (an expired key is a missing key)."""
         self._ops += 1
-        if self._ops % SWEEP_EVERY == 0:
+        if self._ops >= SWEEP_EVERY:
+            self._ops = 0
             for k in [k for k, at in self._expires.items() if at <= now]:
                 self._drop(k)
-        k = self.prefix + key
-        at = self._expires.get(k)
+        at = self._expires.get(key)
         if at is not None and at <= now:
-            self._drop(k)
-        value = self._data.get(k)
+            self._drop(key)
+        value = self._data.get(key)
         if value is None:
-            value = self._data[k] = default()
+            value = self._data[key] = default()
         return value
 
     def _peek(self, key: str, now: int) -> Any:
         """The live value of `key` or None, creating nothing (reads leave no garbage)."""
-        k = self.prefix + key
-        if k in self._expires and self._expires[k] <= now:
-            self._drop(k)
-        return self._data.get(k)
+        at = self._expires.get(key)
+        if at is not None and at <= now:
+            self._drop(key)
+        return self._data.get(key)
 
     def _expire(self, key: str, at_ms: int | None) -> None:
         if at_ms is None:
-            self._expires.pop(self.prefix + key, None)
+            self._expires.pop(key, None)
         else:
-            self._expires[self.prefix + key] = at_ms
+            self._expires[key] = at_ms
 
-    def _drop(self, k: str) -> None:
-        self._data.pop(k, None)
-        self._expires.pop(k, None)
+    def _drop(self, key: str) -> None:
+        self._data.pop(key, None)
+        self._expires.pop(key, None)
 
     # -- sliding window ------------------------------------------------------------------------
 
-    def _windows(self, items: Sequence[tuple[str, int, int]], now: int, step: int) -> tuple[list[Fit], bool]:
-        """Each window with its amount and limit, and whether every one has room."""
-        floor = now // step - SUBWINDOWS
-        found: list[Fit] = []
-        fits = True
-        for key, amount, limit in items:
+    def _windows(self, items: Sequence[tuple[str, int, int]], now: int, floor: int) -> list[_Window]:
+        """The window of each item, with what has slid out before `floor` dropped."""
+        found = []
+        for key, _, _ in items:
             w: _Window = self._load(key, now, _Window)
             if w.oldest < floor:
                 w.trim(floor)
-            found.append((w, amount, limit))
-            fits = fits and w.used + amount <= limit
-        return found, fits
-
-    def _add_windows(self, items: Sequence[tuple[str, int, int]], found: list[Fit], now: int, step: int) -> None:
-        cur, expires = now // step, now + step * (SUBWINDOWS + 2)
-        for (key, _, _), (w, amount, _) in zip(items, found):
-            w.add(cur, amount)
-            self._expire(key, expires)
+            found.append(w)
+        return found
 
     def _adjust_windows(self, items: Sequence[tuple[str, int, int]], now: int, step: int) -> None:
         for key, slot, delta in items:
@@ -172,39 +165,39 @@ class MemoryState:
             now = self._now()
             entry, fits = self._room(key, amount, cap, now)
             if not fits:
-                return ReserveResult(False, entry["used"], entry["held"])
+                return ReserveResult(False, entry.used, entry.held)
             self._hold(key, entry, rid, amount, now, hold_s, ttl_s)
-            return ReserveResult(True, entry["used"], entry["held"])
+            return ReserveResult(True, entry.used, entry.held)
 
     async def settle(self, key: str, rid: str, actual: int, ttl_s: float | None = None) -> int:
         with self._lock:
             return self._settle(key, rid, actual, self._now(), ttl_s)
 
-    def _room(self, key: str, amount: int, cap: int, now: int) -> tuple[dict[str, Any], bool]:
-        entry = self._load(key, now, _new_reservation)
+    def _room(self, key: str, amount: int, cap: int, now: int) -> tuple[_Reservation, bool]:
+        entry: _Reservation = self._load(key, now, _Reservation)
         # `held` is the running sum of the holds; expired ones (a call that never settled)
         # are dropped only when they could matter: before a refusal, or as they pile up.
-        if entry["used"] + entry["held"] + amount > cap or len(entry["holds"]) >= SWEEP_HOLDS:
-            _drop_expired_holds(entry, now)
-        return entry, entry["used"] + entry["held"] + amount <= cap
+        if entry.used + entry.held + amount > cap or len(entry.holds) >= SWEEP_HOLDS:
+            entry.drop_expired(now)
+        return entry, entry.used + entry.held + amount <= cap
 
-    def _hold(self, key: str, entry: dict[str, Any], rid: str, amount: int, now: int, hold_s: float,
+    def _hold(self, key: str, entry: _Reservation, rid: str, amount: int, now: int, hold_s: float,
               ttl_s: float | None) -> None:
-        replaced = entry["holds"].get(rid)
-        entry["holds"][rid] = (amount, now + ttl_ms(hold_s))
-        entry["held"] += amount - (replaced[0] if replaced else 0)
+        replaced = entry.holds.get(rid)
+        entry.holds[rid] = (amount, now + ttl_ms(hold_s))
+        entry.held += amount - (replaced[0] if replaced else 0)
         if ttl_s is not None:
-            self._expire(key, now + ttl_ms(ttl_s))
+            self._expires[key] = now + ttl_ms(ttl_s)
 
     def _settle(self, key: str, rid: str, actual: int, now: int, ttl_s: float | None) -> int:
-        entry = self._load(key, now, _new_reservation)
-        hold = entry["holds"].pop(rid, None)
+        entry: _Reservation = self._load(key, now, _Reservation)
+        hold = entry.holds.pop(rid, None)
         if hold is not None:
-            entry["held"] -= hold[0]
-        entry["used"] += actual
+            entry.held -= hold[0]
+        entry.used += actual
         if ttl_s is not None:
-            self._expire(key, now + ttl_ms(ttl_s))
-        return int(entry["used"])
+            self._expires[key] = now + ttl_ms(ttl_s)
+        return entry.used
 
     # -- a request's windows and budgets together -------------------------------------------------
 
@@ -213,32 +206,40 @@ class MemoryState:
         step = sub_window_ms(window_s)
         with self._lock:
             now = self._now()
-            found, fits = self._windows(windows, now, step)
-            if not fits:
-                return Admitted(_window_results(found, False, now, step), -1, 0, 0)
+            cur = now // step
+            found = self._windows(windows, now, cur - SUBWINDOWS)
+            for w, (_, n, limit) in zip(found, windows):
+                if w.used + n > limit:
+                    return Admitted(_refused_windows(found, windows, now, step), -1, 0, 0)
             entries = []
             for i, (key, cap, _) in enumerate(holds):
                 entry, room = self._room(key, amount, cap, now)
                 if not room:
-                    return Admitted(_window_results(found, False, now, step), i, entry["used"], entry["held"])
+                    return Admitted(_refused_windows(found, windows, now, step), i, entry.used, entry.held)
                 entries.append(entry)
-            self._add_windows(windows, found, now, step)
+            expires = now + step * (SUBWINDOWS + 2)
+            results = []
+            for w, (key, n, _) in zip(found, windows):
+                w.add(cur, n)
+                self._expires[key] = expires
+                results.append(WindowResult(True, w.used, 0.0, cur))
             for (key, _, ttl_s), entry in zip(holds, entries):
                 self._hold(key, entry, rid, amount, now, hold_s, ttl_s)
-            return Admitted(_window_results(found, True, now, step), -1, 0, 0)
+            return Admitted(results, -1, 0, 0)
 
     async def release(self, adjust: Sequence[tuple[str, int, int]], window_s: float,
                       holds: Sequence[tuple[str, float | None]], rid: str, actual: int) -> list[int]:
         with self._lock:
             now = self._now()
-            self._adjust_windows(adjust, now, sub_window_ms(window_s))
+            if adjust:
+                self._adjust_windows(adjust, now, sub_window_ms(window_s))
             return [self._settle(key, rid, actual, now, ttl_s) for key, ttl_s in holds]
 
     async def reservation(self, key: str) -> tuple[int, int]:
         with self._lock:
             now = self._now()
-            entry = self._peek(key, now) or _new_reservation()
-            return int(entry["used"]), sum(a for a, exp in entry["holds"].values() if exp > now)
+            entry: _Reservation = self._peek(key, now) or _Reservation()
+            return entry.used, sum(a for a, exp in entry.holds.values() if exp > now)
 
     # -- plain counters and values -------------------------------------------------------------
 
@@ -246,7 +247,7 @@ class MemoryState:
         with self._lock:
             now = self._now()
             value = int(self._load(key, now, int)) + amount
-            self._data[self.prefix + key] = value
+            self._data[key] = value
             if ttl_s is not None:
                 self._expire(key, now + ttl_ms(ttl_s))
             return value
@@ -265,12 +266,12 @@ class MemoryState:
         # Stored encoded, so a caller mutating its object later cannot change what is stored.
         raw = orjson.dumps(value)
         with self._lock:
-            self._data[self.prefix + key] = raw
+            self._data[key] = raw
             self._expire(key, None if ttl_s is None else self._now() + ttl_ms(ttl_s))
 
     async def delete(self, key: str) -> None:
         with self._lock:
-            self._drop(self.prefix + key)
+            self._drop(key)
 
     def health(self) -> dict[str, Any]:
         return {"backend": "memory", "ok": True}
@@ -304,14 +305,20 @@ class _Window:
             self.oldest = min(self.slots, default=math.inf)
 
 
-def _new_reservation() -> dict[str, Any]:
-    return {"used": 0, "held": 0, "holds": {}}
+class _Reservation:
+    """A budget counter: what was settled, what calls in flight hold (their sum, and each
+    hold's amount and expiry by request id)."""
 
+    __slots__ = ("used", "held", "holds")
 
-def _drop_expired_holds(entry: dict[str, Any], now: int) -> None:
-    holds = entry["holds"]
-    for rid in [rid for rid, (_, exp) in holds.items() if exp <= now]:
-        entry["held"] -= holds.pop(rid)[0]
+    def __init__(self) -> None:
+        self.used = 0
+        self.held = 0
+        self.holds: dict[str, tuple[int, int]] = {}
+
+    def drop_expired(self, now: int) -> None:
+        for rid in [rid for rid, (_, exp) in self.holds.items() if exp <= now]:
+            self.held -= self.holds.pop(rid)[0]
 
 
 def _refill_ms(level: float, capacity: int, per_s: float) -> int:
@@ -319,18 +326,14 @@ def _refill_ms(level: float, capacity: int, per_s: float) -> int:
     return math.ceil(max(0.0, capacity - level) * 1000 / per_s) + 1000
 
 
-Fit = tuple[_Window, int, int]  # a window, the amount to add, its limit
-
-
-def _window_results(found: list[Fit], added: bool, now: int, step: int) -> list[WindowResult]:
-    """One result per window: `used` includes the amount when it was `added`; a window without
+def _refused_windows(found: list[_Window], items: Sequence[tuple[str, int, int]], now: int,
+                     step: int) -> list[WindowResult]:
+    """One result per window, when some window had no room (then nothing was added): one without
     room says when enough will have slid out."""
     cur = now // step
-    if added:
-        return [WindowResult(True, w.used, 0.0, cur) for w, _, _ in found]
-    return [WindowResult(True, w.used, 0.0, cur) if w.used + amount <= limit else
-            WindowResult(False, w.used, _window_retry(w.slots, w.used + amount - limit, amount > limit, step, now), cur)
-            for w, amount, limit in found]
+    return [WindowResult(True, w.used, 0.0, cur) if w.used + n <= limit else
+            WindowResult(False, w.used, _window_retry(w.slots, w.used + n - limit, n > limit, step, now), cur)
+            for w, (_, n, limit) in zip(found, items)]
 
 
 def _window_retry(slots: dict[int, int], excess: int, never: bool, step: int, now: int) -> float:

@@ -127,7 +127,7 @@ def _exact_cost(found: tuple[Provider, ModelInfo], input_tokens: int, output_tok
         return None
 
 
-def _linear_cost(usage: Usage, rates: tuple[float, ...]) -> float:
+def _linear_cost(usage: Usage, rates: Rates | tuple[float, float, float, float]) -> float:
     """`rates`: (input, output, cache read, cache write) per token, as `Rates` begins. Counts
     with more cached than input tokens bill none as plain input."""
     uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens

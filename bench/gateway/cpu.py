@@ -16,10 +16,10 @@ dispatcher by a canned answer (no upstream, no sockets) and times, with `time.pr
 * with `--redis URL`: the wall time per request of limits and a budget kept in Redis, one
   request at a time, where the round trips to Redis, not the CPU, are the cost.
 
-Each figure is the best of three runs. `--profile` prints a cProfile of the stages.
+Each figure is the best of three runs. `--profile [LINES]` prints a cProfile of the stages.
 
     .venv/bin/python bench/gateway/cpu.py [--requests 20000] [--only limits,budgets,cache]
-                                          [--concurrency 1] [--evict-kib 0] [--profile]
+                                          [--concurrency 1] [--evict-kib 0] [--profile [30]]
                                           [--redis redis://127.0.0.1:6379/0]
 """
 
@@ -139,7 +139,7 @@ async def stage_cost(args: argparse.Namespace, workdir: Path) -> None:
         profile.enable()
         await requests(staged, principal, args.requests, args.concurrency, 9 * args.requests)
         profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(int(os.environ.get("PROFILE_LINES", "30")))
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
 
 
 async def recording_cost(args: argparse.Namespace, workdir: Path) -> None:
@@ -198,7 +198,8 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(STAGES), help="stages to turn on: " + ",".join(STAGES))
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--evict-kib", type=int, default=0, help="KiB copied between requests (cold caches)")
-    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile", type=int, nargs="?", const=30, default=0, metavar="LINES",
+                    help="print a cProfile of the stages, its LINES costliest functions (30)")
     ap.add_argument("--skip-recording", action="store_true")
     ap.add_argument("--redis", help="also time limits and a budget kept in this Redis")
     args = ap.parse_args()

@@ -67,9 +67,9 @@ def deployment_rates(dep: Deployment) -> Rates | None:
     deployment (and price data): stages price each request two or three times."""
     snapshot = get_snapshot()
     found = _rates.get(dep.id)
-    if found is None or found[0] is not dep.info or found[1] is not snapshot:
-        found = _rates[dep.id] = (dep.info, snapshot, _rates_of(dep))
-    return found[2]
+    if found is None or found[0] is not dep or found[1] is not dep.info or found[2] is not snapshot:
+        found = _rates[dep.id] = (dep, dep.info, snapshot, _rates_of(dep))
+    return found[3]
 
 
 def _rates_of(dep: Deployment) -> Rates | None:
@@ -82,7 +82,9 @@ def _rates_of(dep: Deployment) -> Rates | None:
     return None if found is None else Rates(*found, prices_version())
 
 
-_rates: dict[str, tuple[dict, DataSnapshot, Rates | None]] = {}
+# deployment id -> (the deployment, its info, the price data, its rates): a new deployment
+# object, new prices in its config or new price data are worked out anew.
+_rates: dict[str, tuple[Deployment, dict, DataSnapshot, Rates | None]] = {}
 
 
 def deployment_price(dep: Deployment, usage: Usage) -> Price | None:

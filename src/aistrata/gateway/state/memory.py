@@ -69,12 +69,6 @@ class MemoryState:
             self._drop(key)
         return self._data.get(key)
 
-    def _expire(self, key: str, at_ms: int | None) -> None:
-        if at_ms is None:
-            self._expires.pop(key, None)
-        else:
-            self._expires[key] = at_ms
-
     def _drop(self, key: str) -> None:
         self._data.pop(key, None)
         self._expires.pop(key, None)
@@ -119,7 +113,7 @@ class MemoryState:
             bucket[1] = float(now)
             if force or level >= amount:
                 bucket[0] = min(float(capacity), level - amount)
-                self._expire(key, now + _refill_ms(bucket[0], capacity, per_s))
+                self._expires[key] = now + _refill_ms(bucket[0], capacity, per_s)
                 return BucketResult(True, bucket[0], 0.0)
             bucket[0] = level
             retry = -1.0 if amount > capacity else math.ceil((amount - level) * 1000 / per_s) / 1000
@@ -249,7 +243,7 @@ class MemoryState:
             value = int(self._load(key, now, int)) + amount
             self._data[key] = value
             if ttl_s is not None:
-                self._expire(key, now + ttl_ms(ttl_s))
+                self._expires[key] = now + ttl_ms(ttl_s)
             return value
 
     async def get(self, key: str) -> int:
@@ -267,7 +261,10 @@ class MemoryState:
         raw = orjson.dumps(value)
         with self._lock:
             self._data[key] = raw
-            self._expire(key, None if ttl_s is None else self._now() + ttl_ms(ttl_s))
+            if ttl_s is None:
+                self._expires.pop(key, None)
+            else:
+                self._expires[key] = self._now() + ttl_ms(ttl_s)
 
     async def delete(self, key: str) -> None:
         with self._lock:

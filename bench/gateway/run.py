@@ -7,10 +7,12 @@ Method
 * The targets run one after another, each pinned to core 0 with one worker:
     - ``fake``    -- wrk hits the fake upstream directly (the baseline),
     - ``gateway`` -- ``python -m aistrata.interface.cli serve`` in front of the fake,
-    - ``gateway-key`` -- the same gateway called with a virtual key (per-key stages need one),
+    - ``gateway-key`` -- the same gateway called with a virtual key (per-key stages need one)
+      and a model_info price for ``bench-model``, as every model in the price table has one
+      (so both sides of the stage cost price their requests for the request log alike),
     - ``gateway-stages`` -- ``gateway-key`` with its stages on: per-key limits (requests and
-      tokens per minute, never reached), a per-key budget (a model_info price, so the
-      worst-case reservation and the settlement run) and the exact cache (in memory),
+      tokens per minute, never reached), a per-key budget (the price lets the worst-case
+      reservation and the settlement run) and the exact cache (in memory),
     - ``litellm`` -- LiteLLM 1.110.2 (``bench/gateway/peer.py``, its own venv) in front of the fake.
   Both proxies route model ``bench-model`` to the fake, so the same wrk script hits all of them.
   Every request's prompt ends in a counter unique to the wrk run and thread, so a cache, when
@@ -83,7 +85,7 @@ GATEWAYS = ("gateway", "gateway-key", "gateway-stages")
 GOALS = {"rps_ratio_min": 20.0, "added_p50_c1_ratio_max": 1 / 15,
          "idle_rss_ratio_max": 1 / 3, "gateway_ready_s_max": 1.5, "stage_cost_max": 0.15}
 BARE_TOKEN = "sk-bench"  # any token will do: the bare gateway runs open (loopback), LiteLLM without a key
-# gateway-stages: $1/M tokens in and out, limits and a budget far out of reach.
+# gateway-key and gateway-stages: $1/M tokens in and out; gateway-stages: limits and a budget far out of reach.
 PRICE = {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}
 STAGES = {
     "limits": [{"scope": "key", "requests_per_minute": 10**9, "tokens_per_minute": 10**12}],
@@ -338,8 +340,9 @@ def gateway_config(workdir: Path, name: str, fake_port: int) -> Path:
              "litellm_params": {"model": f"openai/{MODEL}",
                                 "api_base": f"http://{HOST}:{fake_port}/v1", "api_key": "fake-key"}}
     config: dict = {"model_list": [model]}
-    if name == "gateway-stages":
+    if name in ("gateway-key", "gateway-stages"):
         model["model_info"] = PRICE
+    if name == "gateway-stages":
         config.update(STAGES)
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tracemalloc
 
+import orjson
 import pytest
 
 from aistrata.gateway.cache import FailoverStore, MemoryStore, RedisStore
@@ -45,6 +47,21 @@ async def test_memory_is_a_bounded_lru() -> None:
     await store.set("d", b"d", ttl=60)       # evicts b, the least recently used
     assert [await store.get(k) for k in "abcd"] == [b"a", None, b"c", b"d"]
     assert await store.count() == 3
+
+
+async def test_memory_holds_entries_at_their_size() -> None:
+    """orjson's output carries a spare buffer of several KiB; an entry kept for its TTL must not."""
+    store = MemoryStore(max_entries=1000, clock=FakeClock())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            await store.set(f"k{i}", orjson.dumps({"n": i, "text": "x" * 400}), ttl=60)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert await store.get("k7") == orjson.dumps({"n": 7, "text": "x" * 400})
+    assert held < 1000 * 1024  # ~420 bytes of JSON each, with the store's own bookkeeping
 
 
 async def test_failover_serves_from_memory_and_logs_each_transition_once(

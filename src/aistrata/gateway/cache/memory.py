@@ -52,7 +52,9 @@ class MemoryStore:
         return value
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._entries[key] = (self.clock() + ttl, value)
+        # A copy of the exact size: orjson's output keeps its whole working buffer (4 KiB and
+        # up, however short the JSON), which an entry would hold for its TTL, ~9x its size.
+        self._entries[key] = (self.clock() + ttl, bytes(memoryview(value)))
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

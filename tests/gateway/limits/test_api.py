@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -84,6 +85,37 @@ async def test_a_request_a_budget_refuses_uses_none_of_its_rate_limit(
     await ask(c, "fast")
     with pytest.raises(openai.RateLimitError):
         await ask(c, "fast")
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_limits_cli_reads_a_running_gateway(make_gateway: Callable[..., GatewayServer]) -> None:
+    gw = make_gateway(env={"AISTRATA_MASTER_KEY": MASTER_KEY},
+                      limits=[{"scope": "team", "id": "kids", "requests_per_minute": 100, "concurrent": 3},
+                              {"scope": "key_model", "model": "fast", "tokens_per_minute": 5000}],
+                      budgets=[{"scope": "team", "id": "kids", "max_usd": 5, "period": "daily"}])
+    raw = new_key(gw, team_id="kids")
+    key_id = gw.services.keys.list()[0].id
+    await ask(client(gw, raw), "fast")
+    runner = CliRunner()
+    api = ["--url", gw.url, "--key", MASTER_KEY]
+
+    listed = runner.invoke(main, ["limits", *api, "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "team:kids (sliding_window, config#0): 100 requests a minute, 3 in flight" in listed.output
+    assert "key_model:* model fast (sliding_window, config#1): 5000 tokens a minute" in listed.output
+    assert "counters: memory, ok" in listed.output
+
+    team = runner.invoke(main, ["limits", *api, "usage", "team", "kids"])
+    assert team.exit_code == 0, team.output
+    assert "budget team:kids daily: $0.1000 spent and $0.0000 held of $5.00" in team.output
+    assert "limit team:kids (sliding_window): requests 1 of 100, concurrent 0 of 3" in team.output
+    per_model = runner.invoke(main, ["limits", *api, "usage", "key_model", key_id, "--model", "fast", "--json"])
+    [counted] = json.loads(per_model.output)["limits"]
+    assert counted["counters"]["tokens"]["used"] > 0
+    nobody = runner.invoke(main, ["limits", *api, "usage", "team", "grown-ups"])
+    assert "no limit or budget applies to team grown-ups" in nobody.output
+    denied = runner.invoke(main, ["limits", "--url", gw.url, "--key", raw, "list"])
+    assert denied.exit_code != 0 and "403" in denied.output
 
 
 def test_budgets_cli(tmp_path: Path) -> None:

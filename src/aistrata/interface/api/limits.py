@@ -6,6 +6,7 @@ own team's budgets).
     DELETE /api/budgets/{id}            an API-made budget
     GET    /api/limits                  the configured rate limits, and the state backend's health
     GET    /api/usage?scope=team&id=kids   spend and holds per budget, counters per limit
+                                        (&model=M: for limits that name a model)
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class LimitsApi:
         if scope not in SCOPES or not subject:
             raise bad_request(f"'scope' ({', '.join(SCOPES)}) and 'id' are required")
         model = q.get("model", "")
-        if scope == "key_model":
+        if scope == "key_model" and "|" in subject:  # KEY|MODEL, or the key with ?model=
             subject, _, model = subject.partition("|")
         values = {s: None for s in BUDGET_SCOPES}
         values["key" if scope == "key_model" else scope] = subject

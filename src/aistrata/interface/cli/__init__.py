@@ -11,7 +11,7 @@ from .encryption import rotate_encryption
 from .export import export
 from .keys import keys
 from .kill import kill
-from .limits import budgets
+from .limits import budgets, limits
 from .migrate import migrate
 from .retention import retention
 from .routing import routing
@@ -33,6 +33,7 @@ main.add_command(serve)
 main.add_command(keys)
 main.add_command(migrate)
 main.add_command(budgets)
+main.add_command(limits)
 main.add_command(export)
 main.add_command(retention)
 main.add_command(routing)

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
-from typing import Any
 
 import click
 
-
-def _call(url: str, key: str | None, method: str, path: str) -> Any:
-    req = urllib.request.Request(url.rstrip("/") + path, method=method, data=b"" if method == "POST" else None)
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.read().decode(errors='replace')}") from exc
-    except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach the gateway at {url}: {exc.reason}") from exc
+from .common import call_gateway, gateway_options
 
 
 @click.group()
-@click.option("--url", default="http://127.0.0.1:4000", envvar="AISTRATA_URL", show_default=True,
-              help="The running gateway.")
-@click.option("--key", envvar="AISTRATA_MASTER_KEY", help="The master key (default: $AISTRATA_MASTER_KEY).")
+@gateway_options
 @click.pass_context
 def routing(ctx: click.Context, url: str, key: str | None) -> None:
     """Routing: model groups, deployments and their circuit breakers."""
@@ -38,7 +22,7 @@ def routing(ctx: click.Context, url: str, key: str | None) -> None:
 @click.pass_obj
 def groups(obj: tuple[str, str | None]) -> None:
     """Groups with their deployments, strategy, retries and fallbacks."""
-    body = _call(*obj, "GET", "/api/groups")
+    body = call_gateway(*obj, "GET", "/api/groups")
     for g in body["data"]:
         fallbacks = ", ".join(g["fallbacks"]) or "-"
         click.echo(f"{g['name']}: {g['strategy']}, retries {g['num_retries']}, fallbacks {fallbacks}, "
@@ -52,7 +36,7 @@ def groups(obj: tuple[str, str | None]) -> None:
 @click.pass_obj
 def breakers(obj: tuple[str, str | None], as_json: bool) -> None:
     """Each deployment's breaker state, load, latency and adaptive limit."""
-    rows = _call(*obj, "GET", "/api/deployments")["data"]
+    rows = call_gateway(*obj, "GET", "/api/deployments")["data"]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -68,5 +52,5 @@ def breakers(obj: tuple[str, str | None], as_json: bool) -> None:
 @click.pass_obj
 def reset(obj: tuple[str, str | None], deployment_id: str) -> None:
     """Close DEPLOYMENT_ID's breaker."""
-    body = _call(*obj, "POST", f"/api/deployments/{urllib.parse.quote(deployment_id, safe='')}/reset")
+    body = call_gateway(*obj, "POST", f"/api/deployments/{urllib.parse.quote(deployment_id, safe='')}/reset")
     click.echo(f"{body['id']}: {body['breaker']['state']}")

@@ -1,4 +1,4 @@
-"""The budgets/limits management API and the `aistrata budgets` CLI; budget periods."""
+"""The budgets/limits management API, the `aistrata budgets` and `aistrata limits` CLIs; budget periods."""
 
 from __future__ import annotations
 

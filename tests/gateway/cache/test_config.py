@@ -23,9 +23,10 @@ def test_off_by_default() -> None:
 
 
 def test_memory_cache_with_its_settings() -> None:
-    cache = build_cache(settings({"cache": {"enabled": True, "ttl": 60, "max_entries": 5, "namespace_by": "key"}}), None)
+    cache = build_cache(settings({"cache": {"enabled": True, "ttl": 60, "max_entries": 5, "max_memory_mb": 1.5,
+                                            "namespace_by": "key"}}), None)
     assert isinstance(cache, ExactCache) and isinstance(cache.store, MemoryStore)
-    assert (cache.ttl, cache.store.max_entries, cache.namespace_by) == (60.0, 5, "key")
+    assert (cache.ttl, cache.store.max_entries, cache.store.max_bytes, cache.namespace_by) == (60.0, 5, 1_572_864, "key")
     assert CacheConfig.from_settings(settings({"cache": True})) == CacheConfig(enabled=True)
 
 
@@ -47,6 +48,7 @@ def test_litellm_cache_settings() -> None:
     ({"cache": {"enabled": True, "namespace_by": "user"}}, None),
     ({"cache": {"enabled": True, "ttl": 0}}, None),
     ({"cache": {"enabled": True, "max_entries": "many"}}, None),
+    ({"cache": {"enabled": True, "max_memory_mb": 0}}, None),
     ({"cache": ["enabled"]}, None),
     ({"litellm_settings": {"cache": True, "cache_params": {"type": "s3"}}}, None),
 ])

@@ -49,6 +49,23 @@ async def test_memory_is_a_bounded_lru() -> None:
     assert await store.count() == 3
 
 
+async def test_memory_is_bounded_in_bytes_too() -> None:
+    store = MemoryStore(max_entries=100, max_bytes=1000, clock=FakeClock())
+    for key in "abc":
+        await store.set(key, b"x" * 299, ttl=60)  # 300 bytes each with its key
+    assert store.bytes == 900
+    await store.get("a")
+    await store.set("d", b"y" * 299, ttl=60)  # 1,200 > 1,000: b, the least recently used, goes
+    assert [await store.get(k) is not None for k in "abcd"] == [True, False, True, True]
+    await store.set("a", b"z" * 99, ttl=60)  # replaced: counted at its new size
+    assert store.bytes == 700
+    await store.set("huge", b"h" * 2000, ttl=60)  # bigger than the bound alone: not kept, evicts nothing
+    assert await store.get("huge") is None and store.bytes == 700 and await store.count() == 3
+    await store.set("c", b"z" * 5000, ttl=60)  # a too-big new answer does not leave the old one behind
+    assert await store.get("c") is None and store.bytes == 400
+    assert await store.flush() == 2 and store.bytes == 0
+
+
 async def test_memory_holds_entries_at_their_size() -> None:
     """orjson's output carries a spare buffer of several KiB; an entry kept for its TTL must not."""
     store = MemoryStore(max_entries=1000, clock=FakeClock())

@@ -5,7 +5,8 @@ the caller's namespace, in this node's memory or in Redis across replicas.
       enabled: true          # off by default
       ttl: 300               # seconds an answer lives, unless a request says otherwise
       backend: redis         # memory | redis; default redis when AISTRATA_REDIS_URL is set
-      max_entries: 10000     # the memory store's LRU bound (also the Redis fallback's)
+      max_entries: 10000     # the memory store's LRU bounds (also the Redis fallback's):
+      max_memory_mb: 256     #   entries, and MiB of keys and answers
       namespace_by: team     # team (the key's team, else the key) | key | none (all share)
 
 LiteLLM's `litellm_settings: {cache: true, cache_params: {type: redis|local, ttl: ...}}`
@@ -38,6 +39,7 @@ class CacheConfig:
     ttl: float = 300.0
     backend: Backend = "memory"
     max_entries: int = 10_000
+    max_memory_mb: float = 256.0
     namespace_by: NamespaceBy = "team"
 
     @classmethod
@@ -60,11 +62,12 @@ class CacheConfig:
         try:
             ttl = float(300 if raw.get("ttl") is None else raw["ttl"])
             max_entries = int(10_000 if raw.get("max_entries") is None else raw["max_entries"])
+            max_memory_mb = float(256 if raw.get("max_memory_mb") is None else raw["max_memory_mb"])
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"cache.ttl and cache.max_entries must be numbers: {exc}") from exc
-        if ttl <= 0 or max_entries < 1:
-            raise ConfigError("cache.ttl and cache.max_entries must be positive")
-        return cls(bool(raw.get("enabled", False)), ttl, cast(Backend, backend), max_entries,
+            raise ConfigError(f"cache.ttl, cache.max_entries and cache.max_memory_mb must be numbers: {exc}") from exc
+        if ttl <= 0 or max_entries < 1 or max_memory_mb * 2**20 < 1:
+            raise ConfigError("cache.ttl, cache.max_entries and cache.max_memory_mb must be positive")
+        return cls(bool(raw.get("enabled", False)), ttl, cast(Backend, backend), max_entries, max_memory_mb,
                    cast(NamespaceBy, namespace_by))
 
 
@@ -87,7 +90,7 @@ def build_cache(settings: Settings, state: Any) -> ExactCache | None:
     config = CacheConfig.from_settings(settings)
     if not config.enabled:
         return None
-    memory = MemoryStore(config.max_entries)
+    memory = MemoryStore(config.max_entries, int(config.max_memory_mb * 2**20))
     store: Store = memory
     if config.backend == "redis":
         assert settings.redis_url is not None  # checked by from_settings

@@ -28,17 +28,22 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """One node's cache. Expired entries are dropped when read or when the LRU evicts them;
-    a sweep is not needed because the bound keeps the dead weight finite."""
+    """One node's cache, bounded in entries and in bytes (keys and answers, not counting
+    Python's own ~200 bytes an entry): past either bound the least recently used go, and an
+    answer bigger than the byte bound alone is not kept. Expired entries are dropped when read
+    or when the LRU evicts them; a sweep is not needed because the bounds keep the dead weight
+    finite."""
 
     name = "memory"
 
-    def __init__(self, max_entries: int = 10_000, clock: Clock = time.monotonic) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
+    def __init__(self, max_entries: int = 10_000, max_bytes: int = 256 << 20, clock: Clock = time.monotonic) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError("max_entries and max_bytes must be at least 1")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.bytes = 0  # held by the entries' keys and values
 
     async def get(self, key: str) -> bytes | None:
         found = self._entries.get(key)
@@ -46,23 +51,28 @@ class MemoryStore:
             return None
         expires, value = found
         if expires <= self.clock():
-            del self._entries[key]
+            self._forget(key)
             return None
         self._entries.move_to_end(key)
         return value
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
+        self._forget(key)  # a new answer replaces the old, and counts from now
+        size = len(key) + len(value)
+        if size > self.max_bytes:
+            return
         # A copy of the exact size: orjson's output keeps its whole working buffer (4 KiB and
         # up, however short the JSON), which an entry would hold for its TTL, ~9x its size.
         self._entries[key] = (self.clock() + ttl, bytes(memoryview(value)))
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.bytes += size
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            old, (_, dropped) = self._entries.popitem(last=False)
+            self.bytes -= len(old) + len(dropped)
 
     async def flush(self, prefix: str = "") -> int:
         doomed = [k for k in self._entries if k.startswith(prefix)]
         for key in doomed:
-            del self._entries[key]
+            self._forget(key)
         return len(doomed)
 
     async def count(self) -> int:
@@ -71,3 +81,8 @@ class MemoryStore:
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "serving": self.name}
+
+    def _forget(self, key: str) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self.bytes -= len(key) + len(found[1])
